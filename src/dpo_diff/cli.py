@@ -1,0 +1,222 @@
+"""``dpo-diff``: the command line, a thin shell over :mod:`dpo_diff.api`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import DpoDiffError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Discrete prompt optimization for text-to-image diffusion models (DPO-Diff).",
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+# Options shared by `enhance` and `attack` (declared once, used in both signatures).
+Model = Annotated[str, typer.Option(help="Preset name (tiny), Hugging Face Hub id, or local pipeline folder.")]
+Space = Annotated[Optional[str], typer.Option(help="synonym | antonym | nplib | antonym+nplib (default: by task).")]
+SolverOpt = Annotated[str, typer.Option("--solver", help="random | epo | gpo | hybrid")]
+Budget = Annotated[Optional[int], typer.Option(help="UNet forward passes to spend (default: 40 evaluations' worth).")]
+Seeds = Annotated[str, typer.Option(help="Image seeds: a count (2 means 0,1) or a list (3,7).")]
+Steps = Annotated[Optional[int], typer.Option(help="Sampling steps (default: 50; 20 for presets).")]
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+Out = Annotated[Optional[str], typer.Option(help="Folder for result.json and the images.")]
+Seed = Annotated[int, typer.Option(help="Seed of the search itself (sampling, mutations).")]
+Source = Annotated[str, typer.Option(help="Where substitutes come from: wordnet | llm | PATH.json")]
+EstimatorOpt = Annotated[str, typer.Option("--estimator", help="shortcut | full | full-checkpoint")]
+K = Annotated[int, typer.Option("--k", help="Grad UNet steps of the shortcut estimator.")]
+Schedule = Annotated[str, typer.Option(help="t_i schedule in 50-step units: step-A-B | rand-A-B | fix-N.")]
+Iterations = Annotated[int, typer.Option(help="Gradient iterations of gpo / hybrid.")]
+MinSimilarity = Annotated[float, typer.Option(help="Least sentence-embedding cosine to the prompt (0: off).")]
+Scorer = Annotated[Optional[str], typer.Option(help="CLIP scorer id or folder (default: preset's, else openai/clip-vit-base-patch32).")]
+Device = Annotated[Optional[str], typer.Option(help="cuda | mps | cpu (default: the best available).")]
+NonAscii = Annotated[bool, typer.Option(help="Accept non-ASCII text (such words are kept fixed).")]
+LlmUrl = Annotated[Optional[str], typer.Option(envvar="DPO_DIFF_LLM_BASE_URL", help="OpenAI-compatible endpoint for --source llm.")]
+LlmModel = Annotated[Optional[str], typer.Option(envvar="DPO_DIFF_LLM_MODEL", help="Model for --source llm (key: $DPO_DIFF_LLM_API_KEY or $OPENAI_API_KEY).")]
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (torchvision notices, weight-loading bars) off the user's screen."""
+    for name in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(name, "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"nltk\..*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        err.print(f"[yellow]warning:[/yellow] {message}")
+
+    warnings.showwarning = show
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _llm(base_url: str | None, model: str | None):
+    from .spaces import LLMConfig
+
+    config = LLMConfig()
+    if base_url:
+        config.base_url = base_url
+    if model:
+        config.model = model
+    return config
+
+
+def _run(task: str, prompt: str, llm_base_url: str | None, llm_model: str | None, **options) -> None:
+    _quiet_libraries()
+    from . import api
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("UNet passes"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    bar = progress.add_task(f"{task}: loading", total=None)
+
+    def on_progress(problem) -> None:
+        best = f"{problem.best_loss:.4f}" if problem.best_loss is not None else "-"
+        progress.update(
+            bar, completed=problem.meter.used, total=problem.meter.budget, description=f"{task}: best loss {best}"
+        )
+
+    try:
+        with progress:
+            result = api.optimize(task, prompt, llm=_llm(llm_base_url, llm_model), progress=on_progress, **options)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted before the search started; nothing to save", 130)
+    _report(result, options.get("out"))
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def _report(result, out_dir: str | None) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("", "prompt", "negative prompt", "loss"):
+        table.add_column(column, justify="right" if column == "loss" else "left")
+    for name, cand in (("initial", result.initial), ("best", result.best)):
+        loss = f"{cand.loss:.4f}" if cand.loss is not None else "-"
+        table.add_row(name, cand.prompt, cand.negative_prompt or "-", loss)
+    out.print(table)
+    out.print(
+        f"{result.task} with {result.solver} on {result.model}: cost {result.cost}/{result.budget} UNet passes, "
+        f"{result.seconds:.1f} s, seeds {result.seeds}"
+    )
+    if result.message:
+        err.print(f"[yellow]{result.message}[/yellow]")
+    if out_dir is not None:
+        out.print(f"wrote {os.path.join(out_dir, 'result.json')}")
+
+
+@app.command()
+def enhance(
+    prompt: Annotated[str, typer.Argument(help="What you want an image of.")],
+    model: Model = "tiny",
+    space: Space = None,
+    solver: SolverOpt = "hybrid",
+    budget: Budget = None,
+    seeds: Seeds = "1",
+    steps: Steps = None,
+    guidance: Guidance = 7.5,
+    out: Out = None,
+    seed: Seed = 0,
+    source: Source = "wordnet",
+    estimator: EstimatorOpt = "shortcut",
+    k: K = 1,
+    schedule: Schedule = "step-15-2",
+    iterations: Iterations = 20,
+    scorer: Scorer = None,
+    device: Device = None,
+    allow_non_ascii: NonAscii = False,
+    llm_base_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+) -> None:
+    """Find a negative prompt (or rewrite) that makes the model draw PROMPT better."""
+    _run("enhance", **locals())
+
+
+@app.command()
+def attack(
+    prompt: Annotated[str, typer.Argument(help="The prompt to red-team.")],
+    model: Model = "tiny",
+    space: Space = None,
+    solver: SolverOpt = "hybrid",
+    budget: Budget = None,
+    seeds: Seeds = "1",
+    steps: Steps = None,
+    guidance: Guidance = 7.5,
+    out: Out = None,
+    seed: Seed = 0,
+    source: Source = "wordnet",
+    estimator: EstimatorOpt = "shortcut",
+    k: K = 1,
+    schedule: Schedule = "step-15-2",
+    iterations: Iterations = 20,
+    min_similarity: MinSimilarity = 0.8,
+    scorer: Scorer = None,
+    device: Device = None,
+    allow_non_ascii: NonAscii = False,
+    llm_base_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+) -> None:
+    """Find a meaning-preserving rewrite of PROMPT (synonyms) that makes the model fail."""
+    _run("attack", **locals())
+
+
+@app.command("space")
+def space_command(
+    prompt: Annotated[str, typer.Argument(help="The prompt.")],
+    kind: Annotated[str, typer.Option(help="synonym | antonym | nplib | antonym+nplib")] = "synonym",
+    source: Source = "wordnet",
+    allow_non_ascii: NonAscii = False,
+    llm_base_url: LlmUrl = None,
+    llm_model: LlmModel = None,
+) -> None:
+    """Show the search space of PROMPT: the slots and their candidates (single CLIP tokens)."""
+    _quiet_libraries()
+    from .api import show_space
+
+    try:
+        space = show_space(prompt, kind, source=source, llm=_llm(llm_base_url, llm_model), allow_non_ascii=allow_non_ascii)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    if space.is_empty:
+        err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
+        return
+    table = Table(title=f"{space.kind} space of {prompt!r}: {space.size} choices", header_style="bold")
+    for column in ("slot", "target", "candidates (first = default)"):
+        table.add_column(column)
+    for slot in space.slots:
+        table.add_row(slot.label, slot.target, ", ".join(c if c else '""' for c in slot.candidates))
+    out.print(table)
+    if space.dropped:
+        out.print(f"{len(space.dropped)} candidates dropped (not one token), e.g. {space.dropped[0]}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

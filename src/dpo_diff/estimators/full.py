@@ -1,0 +1,60 @@
+"""The full text gradient: backpropagation through the whole sampling chain.
+
+For comparison with the shortcut. The chain is differentiated with deterministic DDIM
+updates on the pipeline's timestep grid (exact for DDIM; for other schedulers the
+no-grad sampler and this chain differ slightly). With ``checkpoint=True`` each UNet call
+is recomputed in the backward pass, trading one more forward per step for memory that
+no longer holds every step's activations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint as grad_checkpoint
+
+from ..pipelines import Conditioning, StableDiffusionModel
+from ..sampling import SamplingConfig
+from .shortcut import Encoder
+
+
+class FullEstimator:
+    name = "full"
+
+    def __init__(self, checkpoint: bool = False):
+        self.checkpoint = checkpoint
+
+    def cost(self, t: int, sampling: SamplingConfig) -> int:
+        return sampling.passes() * (4 if self.checkpoint else 3)
+
+    def loss(
+        self,
+        model: StableDiffusionModel,
+        sampling: SamplingConfig,
+        objective: Callable[[Tensor], Tensor],
+        encode: Encoder,
+        t: int = 0,
+    ) -> Tensor:
+        n = len(sampling.seeds)
+        cond, uncond = encode()
+        cond = cond.repeat(n)
+        uncond = uncond.repeat(n) if (uncond is not None and sampling.guided) else None
+        scheduler = model.make_scheduler(sampling.steps)
+        timesteps = scheduler.timesteps
+        latents = model.initial_latents(sampling.seeds) * scheduler.init_noise_sigma
+        x = scheduler.scale_model_input(latents, timesteps[0]).float()
+
+        def step(x_in: Tensor, c: Tensor, u: Tensor | None, t_i: Tensor) -> Tensor:
+            u_cond = Conditioning(u) if u is not None else None
+            return model.model_output(x_in, t_i, Conditioning(c), u_cond, sampling.guidance)
+
+        before = model.meter.used
+        for i, t_i in enumerate(timesteps):
+            args = (x.to(model.dtype), cond.embeds, uncond.embeds if uncond else None, t_i)
+            out = grad_checkpoint(step, *args, use_reentrant=False) if self.checkpoint else step(*args)
+            x0, eps = model.x0_and_eps(out, x, t_i)
+            x = model.ddim_step(x0, eps, timesteps[i + 1] if i + 1 < len(timesteps) else None)
+        # backward: two passes per differentiated forward (checkpointing adds its recompute when it runs)
+        model.meter.add_backward(model.meter.used - before)
+        return objective(model.decode(x)).mean()

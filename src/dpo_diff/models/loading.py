@@ -1,0 +1,93 @@
+"""One entry point to load a text-to-image model and a CLIP scorer, by preset, Hub id or folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelNotFoundError
+from .presets import PRESETS, build_preset_pipeline, build_preset_scorer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCORER = "openai/clip-vit-base-patch32"
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on accelerators, fp32 on CPU."""
+    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+def _check_source(name: str, what: str) -> None:
+    """Fail early, in one line, for a folder that is not a saved model."""
+    path = Path(name).expanduser()
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and path.exists()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(f"{what} '{name}' is a file, not a model folder")
+        if not any(path.iterdir()):
+            raise ModelNotFoundError(f"{what} folder '{name}' is empty")
+    elif looks_like_path:
+        raise ModelNotFoundError(f"{what} folder '{name}' does not exist")
+
+
+def _load_error(name: str, what: str, err: Exception) -> ModelNotFoundError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    hint = " (HF_HUB_OFFLINE is set: only cached models load)" if offline else ""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelNotFoundError(f"cannot load {what} '{name}'{hint}: {first}")
+
+
+def load_pipeline(name: str, device: torch.device, dtype: torch.dtype | None = None):
+    """A diffusers pipeline from a preset name, a Hub id or a local folder."""
+    if name in PRESETS:
+        pipe = build_preset_pipeline(name)
+        return pipe.to(device) if dtype in (None, torch.float32) else pipe.to(device=device, dtype=dtype)
+    _check_source(name, "model")
+    from diffusers import DiffusionPipeline
+
+    dtype = dtype or default_dtype(device)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(
+            name, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+        )
+    except Exception as err:  # diffusers raises OSError, ValueError, HTTP errors ... for a bad source
+        raise _load_error(name, "model", err) from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_scorer_parts(name: str, device: torch.device):
+    """(CLIPModel, tokenizer, preprocessing settings) for the scorer ``name``."""
+    if name in PRESETS:
+        from .clip_bpe import clip_tokenizer
+
+        model, preprocess = build_preset_scorer(name)
+        return model.to(device), clip_tokenizer(), preprocess
+    _check_source(name, "scorer")
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    try:
+        model = CLIPModel.from_pretrained(name)
+        tokenizer = CLIPTokenizer.from_pretrained(name)
+        processor = CLIPImageProcessor.from_pretrained(name)
+    except Exception as err:
+        raise _load_error(name, "scorer", err) from err
+    crop = processor.crop_size
+    size = crop["height"] if isinstance(crop, dict) else int(crop)
+    preprocess = {"image_size": size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std)}
+    return model.eval().to(device), tokenizer, preprocess

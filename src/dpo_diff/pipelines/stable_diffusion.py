@@ -1,0 +1,225 @@
+"""A thin adapter over a diffusers Stable Diffusion pipeline (SD 1.x / 2.x).
+
+It exposes the pieces DPO-Diff needs and nothing else: token ids, text encoding with
+*relaxed* word embeddings fed through the text encoder, no-grad sampling with the
+pipeline's own scheduler, the closed-form x0 estimate for epsilon, v and sample
+prediction, and VAE decoding. Every UNet call is counted in a :class:`CostMeter`.
+
+SDXL (two text encoders, pooled embeddings, time ids) plugs in by overriding
+:meth:`encode_ids` and :meth:`unet_kwargs`; the solvers and estimators only ever see
+:class:`Conditioning`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..cost import CostMeter
+
+
+@dataclass
+class Conditioning:
+    """UNet text conditioning for a batch: token-wise embeddings (B, L, D)."""
+
+    embeds: Tensor
+
+    def __len__(self) -> int:
+        return self.embeds.shape[0]
+
+    def detach(self) -> Conditioning:
+        return Conditioning(self.embeds.detach())
+
+    def repeat(self, n: int) -> Conditioning:
+        """Each row ``n`` times in a row (candidate-major, seed-minor)."""
+        return Conditioning(self.embeds.repeat_interleave(n, dim=0))
+
+    @staticmethod
+    def cat(items: Sequence[Conditioning]) -> Conditioning:
+        return Conditioning(torch.cat([c.embeds for c in items]))
+
+
+class StableDiffusionModel:
+    """The generator side of DPO-Diff for a ``StableDiffusionPipeline``."""
+
+    def __init__(self, pipe, name: str = "model", meter: CostMeter | None = None):
+        self.pipe = pipe
+        self.name = name
+        self.unet = pipe.unet.requires_grad_(False)
+        self.vae = pipe.vae.requires_grad_(False)
+        self.text_encoder = pipe.text_encoder.requires_grad_(False)
+        self.tokenizer = pipe.tokenizer
+        self.scheduler_config = pipe.scheduler.config
+        self.scheduler_class = type(pipe.scheduler)
+        self.meter = meter or CostMeter()
+        self.device = self.unet.device
+        self.dtype = self.unet.dtype
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.height = self.width = int(self.unet.config.sample_size) * self.vae_scale_factor
+        self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
+        self.alphas_cumprod = self._make_scheduler().alphas_cumprod.to(self.device, torch.float32)
+        self.max_length = int(getattr(self.tokenizer, "model_max_length", 77))
+        if self.max_length > 1000:  # tokenizers saved without a limit
+            self.max_length = 77
+
+    # ------------------------------------------------------------------ text
+    @property
+    def filler_token_id(self) -> int:
+        """The token an empty candidate occupies in the relaxed prompt (the pad token)."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def token_ids(self, texts: Sequence[str]) -> Tensor:
+        return self.tokenizer(
+            list(texts), padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(self.device)
+
+    def word_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` without start/end tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    @property
+    def embedding_matrix(self) -> Tensor:
+        return self.text_encoder.get_input_embeddings().weight
+
+    @contextmanager
+    def _mixed_embeddings(self, positions: Tensor | None, mixed: Tensor | None):
+        """Replace the token embeddings at ``positions`` by ``mixed`` (B, P, D) inside the encoder."""
+        if positions is None or mixed is None or positions.numel() == 0:
+            yield
+            return
+
+        def hook(module, inputs, output):
+            out = output.clone()
+            out[:, positions, :] = mixed.to(out.dtype).expand(out.shape[0], -1, -1)
+            return out
+
+        handle = self.text_encoder.get_input_embeddings().register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def encode_ids(self, ids: Tensor, positions: Tensor | None = None, mixed: Tensor | None = None) -> Conditioning:
+        """Encode token ids; ``mixed`` embeddings, if given, replace the ones at ``positions``.
+
+        The mixture goes *through* the text encoder (the authors' release skipped it).
+        """
+        with self._mixed_embeddings(positions, mixed):
+            hidden = self.text_encoder(ids.to(self.device))[0]
+        return Conditioning(hidden.to(self.dtype))
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str]) -> Conditioning:
+        return self.encode_ids(self.token_ids(texts))
+
+    # ------------------------------------------------------------- sampling
+    def _make_scheduler(self, steps: int | None = None):
+        scheduler = self.scheduler_class.from_config(copy.deepcopy(dict(self.scheduler_config)))
+        if steps is not None:
+            scheduler.set_timesteps(steps, device=self.device)
+        return scheduler
+
+    def make_scheduler(self, steps: int):
+        """A fresh copy of the pipeline's scheduler, set to ``steps`` (schedulers keep state)."""
+        return self._make_scheduler(steps)
+
+    def initial_latents(self, seeds: Sequence[int]) -> Tensor:
+        """x_T for each seed, drawn on the CPU so a seed gives the same noise on every device."""
+        shape = (self.unet.config.in_channels, self.height // self.vae_scale_factor, self.width // self.vae_scale_factor)
+        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(noise).to(self.device, self.dtype)
+
+    def unet_kwargs(self, cond: Conditioning) -> dict:
+        return {"encoder_hidden_states": cond.embeds}
+
+    def _unet(self, x: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+        self.meter.add_forward(x.shape[0])
+        return self.unet(x, t, **self.unet_kwargs(cond)).sample
+
+    def model_output(
+        self, x_in: Tensor, t: Tensor, cond: Conditioning, uncond: Conditioning | None, guidance: float
+    ) -> Tensor:
+        """The guided model output at ``t`` for an already scaled model input."""
+        if uncond is None or guidance <= 1.0:
+            return self._unet(x_in, t, cond)
+        out = self._unet(torch.cat([x_in, x_in]), t, Conditioning.cat([uncond, cond]))
+        out_u, out_c = out.chunk(2)
+        return out_u + guidance * (out_c - out_u)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        latents: Tensor,
+        scheduler,
+        cond: Conditioning,
+        uncond: Conditioning | None,
+        guidance: float,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Tensor:
+        """Run the pipeline's scheduler over timesteps[start:stop] without gradients."""
+        timesteps = scheduler.timesteps
+        for t in timesteps[start:stop]:
+            x_in = scheduler.scale_model_input(latents, t)
+            out = self.model_output(x_in, t, cond, uncond, guidance)
+            latents = scheduler.step(out, t, latents).prev_sample
+        return latents
+
+    def alpha_bar(self, t: Tensor | float) -> Tensor:
+        return self.alphas_cumprod[int(round(float(t)))]
+
+    def x0_and_eps(self, out: Tensor, x_t: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
+        """Closed-form x0 and noise estimate from a model output at ``t`` (variance-preserving x_t)."""
+        a = self.alpha_bar(t)
+        sa, s1a = a.sqrt(), (1 - a).sqrt()
+        out, x_t = out.float(), x_t.float()
+        if self.prediction_type == "epsilon":
+            eps = out
+            x0 = (x_t - s1a * eps) / sa
+        elif self.prediction_type == "v_prediction":
+            x0 = sa * x_t - s1a * out
+            eps = sa * out + s1a * x_t
+        elif self.prediction_type == "sample":
+            x0 = out
+            eps = (x_t - sa * x0) / s1a
+        else:
+            raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
+        return x0, eps
+
+    def ddim_step(self, x0: Tensor, eps: Tensor, t_next: Tensor | float | None) -> Tensor:
+        """Deterministic DDIM move to ``t_next`` (None: to the clean sample)."""
+        if t_next is None:
+            return x0
+        a = self.alpha_bar(t_next)
+        return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Latent x0 to [0, 1] images; keeps gradients if the caller does."""
+        latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+        image = self.vae.decode(latents).sample
+        return (image.float() / 2 + 0.5).clamp(0, 1)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        cond: Conditioning,
+        uncond: Conditioning | None,
+        seeds: Sequence[int],
+        steps: int,
+        guidance: float,
+    ) -> Tensor:
+        """Images for ``len(cond)`` prompts x ``len(seeds)`` seeds (prompt-major), in [0, 1]."""
+        n = len(cond)
+        latents = self.initial_latents(seeds).repeat(n, 1, 1, 1)
+        scheduler = self.make_scheduler(steps)
+        latents = latents * scheduler.init_noise_sigma
+        cond = cond.repeat(len(seeds))
+        uncond = uncond.repeat(len(seeds)) if uncond is not None else None
+        latents = self.sample(latents, scheduler, cond, uncond, guidance)
+        return torch.cat([self.decode(chunk) for chunk in latents.split(8)])

@@ -1,0 +1,88 @@
+"""GPO: gradient-based prompt optimization over the Gumbel-softmax relaxation.
+
+The learning phase runs ``iterations`` RMSprop steps on the slot logits, each with one
+Gumbel-softmax sample shared by all seeds, the gradient from the chosen estimator, the
+gradient clipped, and the logits clamped. It spends at most ``grad_fraction`` of the budget
+left; the rest goes to candidates sampled from the learned distribution (its argmax first).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..estimators import ShortcutEstimator, timestep_schedule
+from ..problem import Problem
+from ..relaxation import RelaxedChoice, encode_relaxed, tokenize_space
+
+
+class GradientSolver:
+    name = "gpo"
+
+    def __init__(
+        self,
+        iterations: int = 20,
+        lr: float = 0.1,
+        momentum: float = 0.5,
+        clip: float = 0.025,
+        clamp: tuple[float, float] = (0.0, 3.0),
+        tau: float = 1.0,
+        schedule: str = "step-15-2",
+        estimator=None,
+        grad_fraction: float = 0.5,
+        sample_batch: int = 8,
+    ):
+        self.iterations = iterations
+        self.lr = lr
+        self.momentum = momentum
+        self.clip = clip
+        self.clamp = clamp
+        self.tau = tau
+        self.schedule = schedule
+        self.estimator = estimator or ShortcutEstimator(1)
+        self.grad_fraction = grad_fraction
+        self.sample_batch = sample_batch
+
+    def learn(self, problem: Problem) -> RelaxedChoice:
+        """The gradient phase: the learned distribution over the space."""
+        model = problem.model
+        tspace = tokenize_space(problem.space, model)
+        relaxed = RelaxedChoice(tspace.mask)
+        optimizer = torch.optim.RMSprop(relaxed.parameters(), lr=self.lr, momentum=self.momentum)
+        ts = timestep_schedule(self.schedule, self.iterations, problem.rng)
+        limit = problem.meter.used + self.grad_fraction * problem.meter.left
+        sign = -1.0 if problem.maximize else 1.0
+        for i, t in enumerate(ts):
+            cost = self.estimator.cost(t, problem.sampling)
+            # keep one evaluation's worth for the sampling phase
+            if problem.meter.used + cost > limit or not problem.meter.can_afford(cost + problem.eval_cost):
+                break
+            weights = relaxed.gumbel_weights(self.tau, problem.generator)
+            loss = self.estimator.loss(
+                model, problem.sampling, problem.objective, lambda: encode_relaxed(model, tspace, weights), t
+            )
+            optimizer.zero_grad()
+            (sign * loss).backward()
+            torch.nn.utils.clip_grad_norm_(relaxed.parameters(), self.clip)
+            optimizer.step()
+            relaxed.clamp_(*self.clamp)
+            problem.log("gradient", iteration=i, t=t, relaxed_loss=float(loss.detach()))
+        return relaxed
+
+    def samples(self, problem: Problem, relaxed: RelaxedChoice, n: int, tries: int = 50) -> list:
+        """The argmax, then up to ``n - 1`` distinct new samples of the learned distribution."""
+        out = [relaxed.argmax()] if problem.is_new(relaxed.argmax()) else []
+        for _ in range(n * tries):
+            if len(out) >= n:
+                break
+            c = relaxed.sample(problem.generator)
+            if problem.is_new(c) and c not in out:
+                out.append(c)
+        return out
+
+    def run(self, problem: Problem) -> None:
+        relaxed = self.learn(problem)
+        while not problem.done:
+            batch = self.samples(problem, relaxed, self.sample_batch)
+            if not batch:
+                break
+            problem.evaluate(batch)

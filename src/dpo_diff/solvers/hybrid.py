@@ -1,0 +1,24 @@
+"""Hybrid: GPO learns a distribution, EPO starts from it.
+
+The evolution's initial population is the learned argmax plus samples of the learned
+distribution (the authors' release seeded it uniformly, so GPO's work was lost).
+"""
+
+from __future__ import annotations
+
+from ..problem import Problem
+from .evolution import EvolutionSolver
+from .gradient import GradientSolver
+
+
+class HybridSolver:
+    name = "hybrid"
+
+    def __init__(self, gradient: GradientSolver | None = None, evolution: EvolutionSolver | None = None):
+        self.gradient = gradient or GradientSolver()
+        self.evolution = evolution or EvolutionSolver()
+
+    def run(self, problem: Problem) -> None:
+        relaxed = self.gradient.learn(problem)
+        initial = self.gradient.samples(problem, relaxed, self.evolution.population)
+        self.evolution.run(problem, initial=initial)
