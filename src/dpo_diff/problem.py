@@ -107,7 +107,8 @@ class Problem:
         todo = [c for c in todo if self.is_valid(c)]
         results: list[tuple[Choice, float]] = []
         for start in range(0, len(todo), self.eval_batch_size):
-            affordable = int(self.meter.left // self.eval_cost) if self.eval_cost else len(todo)
+            left = self.meter.left
+            affordable = len(todo) if left == float("inf") else int(left // self.eval_cost)
             batch = todo[start : start + min(self.eval_batch_size, affordable)]
             if not batch:
                 break

@@ -1,0 +1,39 @@
+import os
+import warnings
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+PROMPT = "a red car parked on a quiet street"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory):
+    """A private cache (tokenizer files, WordNet copy, LLM replies) for the whole run."""
+    os.environ["DPO_DIFF_CACHE"] = str(tmp_path_factory.mktemp("dpo-diff-cache"))
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def engine(_cache):
+    import dpo_diff
+
+    return dpo_diff.load("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def model(engine):
+    return engine.model
+
+
+@pytest.fixture
+def fresh_meter(model):
+    from dpo_diff.cost import CostMeter
+
+    model.meter = CostMeter()
+    return model.meter

@@ -1,0 +1,150 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from dpo_diff.errors import SpaceError
+from dpo_diff.models import clip_tokenizer
+from dpo_diff.spaces import LLMConfig, build_space, parse_kind
+from dpo_diff.spaces.words import inflect_like, split_words
+from dpo_diff.spaces.wordnet import wordnet_substitutes
+
+from .conftest import PROMPT
+
+
+def token_ids(text):
+    return clip_tokenizer()(text, add_special_tokens=False).input_ids
+
+
+def test_wordnet_synonyms_antonyms_and_inflection():
+    assert "crimson" in wordnet_substitutes("red", "synonym")
+    assert "noisy" in wordnet_substitutes("quiet", "antonym")
+    assert "small" in wordnet_substitutes("large", "antonym")
+    plural = wordnet_substitutes("cars", "synonym")
+    assert plural and all(w.endswith("s") for w in plural)  # "cars" gets plural substitutes
+    assert wordnet_substitutes("the", "synonym") == []
+
+
+def test_inflection_rules():
+    assert inflect_like("cats", "cat", "n", "kitty") == "kitties"
+    assert inflect_like("parked", "park", "v", "stop") == "stopped"
+    assert inflect_like("running", "run", "v", "race") == "racing"
+    assert inflect_like("bigger", "big", "a", "large") is None
+
+
+def test_spaces_by_kind_and_single_token_filter():
+    syn = build_space(PROMPT, "synonym", token_ids=token_ids)
+    assert all(s.target == "positive" and s.candidates[0] == PROMPT[slice(*s.span)] for s in syn.slots)
+    assert syn.render(syn.initial_choice) == (PROMPT, "")
+    for slot in syn.slots:
+        assert all(len(token_ids(c)) == 1 for c in slot.candidates)
+    assert any("more than one token" in d for d in syn.dropped)  # e.g. red -> blood-red
+
+    neg = build_space(PROMPT, "antonym+nplib", token_ids=token_ids)
+    assert all(s.target == "negative" and s.candidates[0] == "" for s in neg.slots)
+    assert any(s.label == "quiet" and "noisy" in s.candidates for s in neg.slots)
+    assert sum(s.label.startswith("nplib") for s in neg.slots) == 4
+    _, negative = neg.render(tuple(1 for _ in neg.slots))
+    assert negative.startswith("noisy, ")
+
+
+def test_multi_token_original_word_is_not_a_slot(tmp_path):
+    path = tmp_path / "subs.json"
+    path.write_text(json.dumps({"skateboarder": ["skater"], "ramp": ["slope", "incline"]}))
+    space = build_space("a skateboarder on a ramp", "synonym", source=str(path), token_ids=token_ids)
+    assert len(token_ids("skateboarder")) > 1
+    assert [s.label for s in space.slots] == ["ramp"]
+    assert all(s.label != "skateboarder" for s in space.slots)
+    assert any(d.startswith("skateboarder: the word itself is") for d in space.dropped)
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(SpaceError, match="unknown space"):
+        parse_kind("synonyms")
+    assert parse_kind("antonym+nplib") == ("antonym", "nplib")
+
+
+def test_prompt_without_substitutable_words_gives_empty_space():
+    assert build_space("the of and", "synonym+antonym", token_ids=token_ids).is_empty
+
+
+def test_user_file_space(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"synonym": {"red": ["crimson", "blood-red"]}, "antonym": {"quiet": ["loud"]}}))
+    syn = build_space(PROMPT, "synonym", source=str(path), token_ids=token_ids)
+    assert [s.candidates for s in syn.slots] == [("red", "crimson")]
+    ant = build_space(PROMPT, "antonym", source=str(path), token_ids=token_ids)
+    assert [s.candidates for s in ant.slots] == [("", "loud")]
+    path.write_text("{not json")
+    with pytest.raises(SpaceError, match="not valid JSON"):
+        build_space(PROMPT, "synonym", source=str(path))
+    with pytest.raises(SpaceError, match="does not exist"):
+        build_space(PROMPT, "synonym", source=str(tmp_path / "missing.json"))
+
+
+class _FakeLLM(BaseHTTPRequestHandler):
+    replies: list[str] = []
+    calls = 0
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        self.rfile.read(length)
+        type(self).calls += 1
+        content = self.replies.pop(0) if self.replies else "still not json"
+        body = json.dumps({
+            "id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def llm_server():
+    server = HTTPServer(("127.0.0.1", 0), _FakeLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeLLM.calls = 0
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_llm_space_retries_malformed_replies_and_caches(llm_server):
+    _FakeLLM.replies = ["Sure! Here you go", '```json\n{"red": ["crimson", "scarlet"], "car": ["auto"]}\n```']
+    config = LLMConfig(base_url=llm_server, model="fake", api_key="k")
+    space = build_space("a red car", "synonym", source="llm", llm=config, token_ids=token_ids)
+    assert [s.candidates for s in space.slots] == [("red", "crimson", "scarlet"), ("car", "auto")]
+    assert _FakeLLM.calls == 2
+    build_space("a red car", "synonym", source="llm", llm=config, token_ids=token_ids)
+    assert _FakeLLM.calls == 2  # served from the disk cache
+
+
+def test_llm_space_reports_persistent_garbage(llm_server):
+    _FakeLLM.replies = []
+    config = LLMConfig(base_url=llm_server, model="fake", api_key="k", retries=2)
+    with pytest.raises(SpaceError, match="no usable JSON in 2 tries"):
+        build_space("a blue boat", "antonym", source="llm", llm=config)
+
+
+def test_llm_endpoint_down_is_one_clear_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    config = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="fake", api_key="k", timeout=5)
+    with pytest.raises(SpaceError, match="unreachable"):
+        build_space("a green tree", "synonym", source="llm", llm=config)
+
+
+def test_split_words_keeps_spans():
+    words = split_words("A well-lit room, at night.")
+    assert [w.text for w in words] == ["A", "well-lit", "room", "at", "night"]
+    assert all("A well-lit room, at night."[w.start : w.end] == w.text for w in words)
