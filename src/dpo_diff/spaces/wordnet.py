@@ -13,6 +13,8 @@ similar-to heads' lemmas and antonyms ("crimson" -> red's cluster; "quiet" -> "n
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -94,7 +96,9 @@ def load_wordnet():
                 nltk.data.path.append(str(nltk_root))
             return reader_at(str(nltk_root / "corpora" / "wordnet"))
     try:
-        if nltk.download("wordnet", quiet=True, raise_on_error=True):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            ok = nltk.download("wordnet", quiet=True, raise_on_error=True)
+        if ok:
             return reader_at(str(nltk.data.find("corpora/wordnet.zip/wordnet/")))
     except Exception:  # no network, proxy errors ...
         pass
