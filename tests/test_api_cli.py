@@ -123,6 +123,10 @@ BAD = {
     "bad seeds": (["enhance", PROMPT, "--seeds", "x"], "seeds"),
     "unknown model": (["enhance", PROMPT, "--model", "nobody/no-such-model"], "cannot load model"),
     "missing folder": (["enhance", PROMPT, "--model", "./no/such/folder"], "does not exist"),
+    "unknown device": (["enhance", PROMPT, "--device", "gpu"], "unknown device"),
+    "too many steps": (["enhance", PROMPT, "--steps", "5000"], "training timesteps"),
+    "bad schedule": (["enhance", PROMPT, "--schedule", "step-15"], "schedule"),
+    "huge seed": (["enhance", PROMPT, "--seeds", "0,18446744073709551616"], "seeds"),
     "llm down": (["attack", PROMPT, "--source", "llm", "--llm-base-url", "http://127.0.0.1:9/v1"], "unreachable"),
 }
 

@@ -159,3 +159,43 @@ def test_timestep_schedules():
     assert all(10 <= t < 20 for t in timestep_schedule("rand-10-20", 50, random.Random(0)))
     with pytest.raises(DpoDiffError):
         timestep_schedule("linear-1", 3, random.Random(0))
+
+
+def test_evaluation_cost_counts_the_schedulers_real_unet_calls(engine):
+    """PNDM (SD 1.5's default) makes steps + 1 UNet calls; budgets must see that."""
+    from dpo_diff.cost import CostMeter
+    from dpo_diff.problem import Problem
+
+    pipe = engine.model.pipe
+    original = pipe.scheduler
+    pipe.scheduler = PNDMScheduler.from_config(original.config, skip_prk_steps=True)
+    try:
+        model = StableDiffusionModel(pipe, "tiny")
+        model.meter = CostMeter(100)
+        assert model.timestep_count(5) == 6
+        sampling = SamplingConfig((0, 1), steps=5, guidance=7.5, timesteps=model.timestep_count(5))
+        space = build_space(PROMPT, "antonym+nplib", token_ids=model.word_token_ids)
+        problem = Problem(model, space, ClipLoss(engine.scorer, PROMPT), sampling)
+        assert problem.eval_cost == 2 * 6 * 2
+        choices = list(dict.fromkeys([space.initial_choice] + [problem.random_choice() for _ in range(10)]))
+        problem.evaluate(choices)
+        assert len(problem.evaluated) == 4 and model.meter.used == 96  # 4 x 24 fit in 100, a 5th would not
+    finally:
+        pipe.scheduler = original
+
+
+def test_stochastic_scheduler_is_seeded_per_row(engine):
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    pipe = engine.model.pipe
+    original = pipe.scheduler
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(original.config)
+    try:
+        model = StableDiffusionModel(pipe, "tiny")
+        one = model.generate(model.encode([PROMPT]), model.encode([""]), [5], steps=4, guidance=7.5)
+        again = model.generate(model.encode(["a dog", PROMPT]), model.encode(["", ""]), [5], steps=4, guidance=7.5)
+        assert torch.allclose(one[0], again[1], atol=1e-4)  # batched with another prompt: same image
+        torch.manual_seed(123)  # the global RNG plays no part
+        assert torch.equal(one, model.generate(model.encode([PROMPT]), model.encode([""]), [5], steps=4, guidance=7.5))
+    finally:
+        pipe.scheduler = original

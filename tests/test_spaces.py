@@ -148,3 +148,28 @@ def test_split_words_keeps_spans():
     words = split_words("A well-lit room, at night.")
     assert [w.text for w in words] == ["A", "well-lit", "room", "at", "night"]
     assert all("A well-lit room, at night."[w.start : w.end] == w.text for w in words)
+
+
+def test_negative_prompt_library_words_are_single_tokens():
+    from dpo_diff.spaces import NEGATIVE_PROMPT_LIBRARY
+
+    assert len(NEGATIVE_PROMPT_LIBRARY) == len(set(NEGATIVE_PROMPT_LIBRARY)) == 40
+    assert [w for w in NEGATIVE_PROMPT_LIBRARY if len(token_ids(w)) != 1] == []
+    space = build_space(PROMPT, "nplib", token_ids=token_ids)
+    assert sum(len(s.candidates) - 1 for s in space.slots) == 40 and not space.dropped
+
+
+def test_repeated_words_and_case():
+    neg = build_space("Quiet street, quiet night", "antonym", token_ids=token_ids)
+    labels = [s.label for s in neg.slots]
+    assert labels.count("quiet") == 1 and len(labels) == len(set(labels))
+    syn = build_space("Red car", "synonym", token_ids=token_ids)
+    red = next(s for s in syn.slots if s.candidates[0] == "Red")
+    assert all(c[0].isupper() for c in red.candidates)
+
+
+def test_non_ascii_words_stay_whole_and_fixed():
+    words = split_words("a naïve café")
+    assert [w.text for w in words] == ["a", "naïve", "café"]
+    space = build_space("a naïve red car", "synonym", token_ids=token_ids)
+    assert {s.label for s in space.slots} <= {"red", "car"}

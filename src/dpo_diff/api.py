@@ -6,6 +6,7 @@ The CLI is a thin shell over these functions.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import unicodedata
 import warnings
@@ -20,7 +21,7 @@ from torch import Tensor
 from .constraints import MeaningConstraint
 from .cost import CostMeter
 from .errors import BudgetError, DpoDiffError, ModelNotFoundError
-from .estimators import make_estimator
+from .estimators import make_estimator, timestep_schedule
 from .models import DEFAULT_SCORER, PRESETS, load_pipeline, load_scorer_parts, resolve_device
 from .objectives import ClipLoss, ClipScorer
 from .outputs import prepare_out_dir, save_result
@@ -179,8 +180,10 @@ def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
             values = [int(s) for s in seeds]
     except ValueError:
         raise DpoDiffError(f"--seeds '{seeds}': give a count (2) or a list (0,7)") from None
-    if not values or any(v < 0 for v in values):
-        raise DpoDiffError(f"--seeds '{seeds}': need at least one seed, none negative")
+    if not values or any(not 0 <= v < 2**63 for v in values):
+        raise DpoDiffError(f"--seeds '{seeds}': need at least one seed, each in [0, 2^63)")
+    if len(values) > 1000:
+        raise DpoDiffError(f"--seeds '{seeds}': {len(values)} seeds is more than the 1000 a run takes")
     return list(dict.fromkeys(values))
 
 
@@ -230,6 +233,7 @@ def optimize(
         raise DpoDiffError("an attack keeps the prompt's meaning: use --space synonym")
     grad = make_estimator(estimator, k)
     search = make_solver(solver, estimator=grad, schedule=schedule, iterations=iterations)
+    timestep_schedule(schedule, 1, random.Random(0))  # refuse a bad schedule before loading anything
     if any(p in parts for p in ("antonym", "nplib")) and guidance <= 1.0:
         raise DpoDiffError(
             f"the '{space_kind}' space optimizes the negative prompt, which only acts with "
@@ -246,7 +250,11 @@ def optimize(
             "the rest is cut (and not searched)",
             stacklevel=2,
         )
-    sampling = SamplingConfig(tuple(seed_list), steps or engine.default_steps, guidance)
+    n_steps = steps or engine.default_steps
+    max_steps = int(gen.scheduler_config.get("num_train_timesteps", 1000))
+    if n_steps > max_steps:
+        raise DpoDiffError(f"--steps {n_steps} is more than the scheduler's {max_steps} training timesteps")
+    sampling = SamplingConfig(tuple(seed_list), n_steps, guidance, timesteps=gen.timestep_count(n_steps))
     search_space = build_space(prompt, space_kind, source, nplib_size, llm, token_ids=gen.word_token_ids)
     if on_space is not None:
         on_space(search_space)
@@ -254,7 +262,7 @@ def optimize(
     if budget < sampling.passes():
         raise BudgetError(
             f"--budget {budget} cannot pay for one evaluation ({sampling.passes()} UNet passes: "
-            f"{len(seed_list)} seed(s) x {sampling.steps} steps{' x 2 for guidance' if sampling.guided else ''})"
+            f"{len(seed_list)} seed(s) x {sampling.timesteps} UNet steps{' x 2 for guidance' if sampling.guided else ''})"
         )
     constraint = None
     if task == "attack" and min_similarity > 0 and not search_space.is_empty:
@@ -285,7 +293,7 @@ def optimize(
             search.run(problem)
             if problem.space_exhausted:
                 message = f"the whole space ({search_space.size} choices) was evaluated or refused by the constraint"
-            elif problem.stalls:
+            elif problem.stalls >= 50:
                 message = "stopped early: the meaning constraint refused every new candidate proposed"
     except KeyboardInterrupt:
         interrupted = True

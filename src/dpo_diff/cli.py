@@ -125,7 +125,7 @@ def _report(result, out_dir: str | None) -> None:
     )
     if result.message:
         err.print(f"[yellow]{result.message}[/yellow]")
-    if out_dir is not None:
+    if out_dir is not None and result.initial.loss is not None:
         out.print(f"wrote {os.path.join(out_dir, 'result.json')}")
 
 

@@ -10,12 +10,14 @@ class SamplingConfig:
     seeds: tuple[int, ...]
     steps: int
     guidance: float
+    # UNet calls the scheduler makes for ``steps`` (PNDM: steps + 1; Heun: 2 * steps - 1); None: steps
+    timesteps: int | None = None
 
     @property
     def guided(self) -> bool:
         return self.guidance > 1.0
 
     def passes(self, steps: int | None = None, n_prompts: int = 1) -> int:
-        """UNet passes to run ``steps`` steps for ``n_prompts`` prompts over all seeds."""
-        steps = self.steps if steps is None else steps
+        """UNet passes to run ``steps`` steps (default: a whole run) for ``n_prompts`` prompts over all seeds."""
+        steps = (self.timesteps or self.steps) if steps is None else steps
         return n_prompts * len(self.seeds) * steps * (2 if self.guided else 1)

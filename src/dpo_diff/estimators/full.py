@@ -1,8 +1,8 @@
 """The full text gradient: backpropagation through the whole sampling chain.
 
 For comparison with the shortcut. The chain is differentiated with deterministic DDIM
-updates on the pipeline's timestep grid (exact for DDIM; for other schedulers the
-no-grad sampler and this chain differ slightly). With ``checkpoint=True`` each UNet call
+updates on the pipeline's timestep grid, ending at the x0 estimate (the same path as
+DDIM up to its last step; for other schedulers the no-grad sampler and this chain differ). With ``checkpoint=True`` each UNet call
 is recomputed in the backward pass, trading one more forward per step for memory that
 no longer holds every step's activations.
 """

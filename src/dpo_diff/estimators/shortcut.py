@@ -55,7 +55,14 @@ class ShortcutEstimator:
         scheduler = model.make_scheduler(sampling.steps)
         latents = model.initial_latents(sampling.seeds) * scheduler.init_noise_sigma
         latents = model.sample(
-            latents, scheduler, cond.detach(), uncond.detach() if uncond else None, sampling.guidance, 0, start
+            latents,
+            scheduler,
+            cond.detach(),
+            uncond.detach() if uncond is not None else None,
+            sampling.guidance,
+            0,
+            start,
+            generators=model.step_generators(sampling.seeds),
         )
         timesteps = scheduler.timesteps
         x = scheduler.scale_model_input(latents, timesteps[start]).float()  # variance-preserving x_t

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelNotFoundError
+from ..errors import DpoDiffError, ModelNotFoundError
 from .presets import PRESETS, build_preset_pipeline, build_preset_scorer
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,15 @@ DEFAULT_SCORER = "openai/clip-vit-base-patch32"
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as given, else cuda, then mps, then cpu."""
     if device is not None:
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise DpoDiffError(f"unknown device '{device}': use cuda, cuda:N, mps or cpu") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise DpoDiffError(f"device '{device}' asked for, but this torch sees no CUDA GPU")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise DpoDiffError(f"device '{device}' asked for, but MPS is not available here")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -13,6 +13,7 @@ SDXL (two text encoders, pooled embeddings, time ids) plugs in by overriding
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +130,15 @@ class StableDiffusionModel:
         """A fresh copy of the pipeline's scheduler, set to ``steps`` (schedulers keep state)."""
         return self._make_scheduler(steps)
 
+    def timestep_count(self, steps: int) -> int:
+        """UNet calls the scheduler makes for ``steps`` steps (PNDM makes one more)."""
+        return len(self.make_scheduler(steps).timesteps)
+
+    @staticmethod
+    def step_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+        """Per-row generators for stochastic schedulers (ancestral, SDE, DDPM), apart from x_T's stream."""
+        return [torch.Generator().manual_seed((int(s) * 1_000_003 + 7_919) % 2**63) for s in seeds]
+
     def initial_latents(self, seeds: Sequence[int]) -> Tensor:
         """x_T for each seed, drawn on the CPU so a seed gives the same noise on every device."""
         shape = (self.unet.config.in_channels, self.height // self.vae_scale_factor, self.width // self.vae_scale_factor)
@@ -162,13 +172,20 @@ class StableDiffusionModel:
         guidance: float,
         start: int = 0,
         stop: int | None = None,
+        generators: list[torch.Generator] | None = None,
     ) -> Tensor:
-        """Run the pipeline's scheduler over timesteps[start:stop] without gradients."""
-        timesteps = scheduler.timesteps
-        for t in timesteps[start:stop]:
+        """Run the pipeline's scheduler over timesteps[start:stop] without gradients.
+
+        ``generators`` (one per row) seed the noise of stochastic schedulers, so a seed gives
+        the same image whatever else is in the batch.
+        """
+        extra = {}
+        if generators is not None and "generator" in inspect.signature(scheduler.step).parameters:
+            extra["generator"] = generators
+        for t in scheduler.timesteps[start:stop]:
             x_in = scheduler.scale_model_input(latents, t)
             out = self.model_output(x_in, t, cond, uncond, guidance)
-            latents = scheduler.step(out, t, latents).prev_sample
+            latents = scheduler.step(out, t, latents, **extra).prev_sample
         return latents
 
     def alpha_bar(self, t: Tensor | float) -> Tensor:
@@ -221,5 +238,7 @@ class StableDiffusionModel:
         latents = latents * scheduler.init_noise_sigma
         cond = cond.repeat(len(seeds))
         uncond = uncond.repeat(len(seeds)) if uncond is not None else None
-        latents = self.sample(latents, scheduler, cond, uncond, guidance)
+        latents = self.sample(
+            latents, scheduler, cond, uncond, guidance, generators=self.step_generators(list(seeds) * n)
+        )
         return torch.cat([self.decode(chunk) for chunk in latents.split(8)])

@@ -10,7 +10,7 @@ from .base import SearchSpace, Slot
 from .llm import LLMConfig, llm_substitutes
 from .nplib import nplib_slots
 from .userfile import load_user_substitutes
-from .words import is_content_word, split_words
+from .words import is_content_word, match_case, split_words
 
 SPACE_PARTS = ("synonym", "antonym", "nplib")
 
@@ -54,18 +54,18 @@ def build_space(
     """
     parts = parse_kind(kind)
     words = split_words(prompt)
-    content = list(dict.fromkeys(w.text for w in words if is_content_word(w.text)))
+    content = list(dict.fromkeys(w.text.lower() for w in words if is_content_word(w.text)))
     slots: list[Slot] = []
     if "synonym" in parts:
         subs = _substitutes(prompt, content, "synonym", source, llm)
         for w in words:
-            cands = [c for c in subs.get(w.text.lower(), []) if c.lower() != w.text.lower()]
+            cands = [match_case(w.text, c) for c in subs.get(w.text.lower(), []) if c.lower() != w.text.lower()]
             if cands:
                 slots.append(Slot(w.text, (w.text, *dict.fromkeys(cands)), "positive", (w.start, w.end)))
     if "antonym" in parts:
         subs = _substitutes(prompt, content, "antonym", source, llm)
         for w in content:
-            cands = [c.lower() for c in subs.get(w.lower(), []) if c.lower() != w.lower()]
+            cands = [c.lower() for c in subs.get(w, []) if c.lower() != w]
             if cands:
                 slots.append(Slot(w, ("", *dict.fromkeys(cands)), "negative"))
     if "nplib" in parts:

@@ -1,18 +1,17 @@
 """The negative-prompt library: words that people put in negative prompts to lift quality.
 
-Written for dpo-diff (not copied from any prompt site): common, single-token English words
-for the failure modes diffusion users negate. The library is split round-robin into
+Written for dpo-diff (not copied from any prompt site): common English words, each one token
+of the CLIP BPE (tested), for the failure modes diffusion users negate. The library is split round-robin into
 ``n_slots`` slots; each slot picks one word or nothing.
 """
 
 from __future__ import annotations
 
 NEGATIVE_PROMPT_LIBRARY: tuple[str, ...] = (
-    "blurry", "lowres", "pixelated", "grainy", "noisy", "distorted", "deformed", "disfigured",
-    "ugly", "bad", "worst", "cropped", "watermark", "signature", "text", "logo", "jpeg",
-    "artifacts", "overexposed", "underexposed", "dark", "washed", "dull", "flat", "cartoon",
-    "sketch", "duplicate", "mutated", "extra", "missing", "malformed", "poorly", "amateur",
-    "unfocused", "tiling", "frame", "border", "monochrome", "oversaturated", "bland",
+    "blurry", "blurred", "fuzzy", "hazy", "noisy", "grain", "pixel", "compressed", "glitch", "distortion",
+    "ugly", "bad", "worst", "poor", "amateur", "cropped", "signature", "text", "logo", "caption",
+    "stamp", "artifacts", "exposure", "saturated", "dark", "washed", "faded", "dull", "flat", "muddy",
+    "cartoon", "sketch", "draft", "copy", "mutant", "extra", "missing", "broken", "twisted", "messy",
 )
 
 

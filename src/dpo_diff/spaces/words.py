@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")  # letters of any script, so "café" stays one word
 
 # Function words never get substitutes: WordNet knows "a" as vitamin A and "in" as an inch.
 STOPWORDS = frozenset(
@@ -31,7 +31,8 @@ def split_words(prompt: str) -> list[Word]:
 
 
 def is_content_word(word: str) -> bool:
-    return len(word) > 1 and word.lower() not in STOPWORDS
+    """Worth searching substitutes for: English (ASCII), not a stop word, longer than a letter."""
+    return len(word) > 1 and word.isascii() and word.lower() not in STOPWORDS
 
 
 def pluralize(noun: str) -> str:
