@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from ..pipelines import Conditioning, StableDiffusionModel
 from ..sampling import SamplingConfig
-from .shortcut import Encoder
+from .shortcut import Encoder, start_chain
 
 
 class FullEstimator:
@@ -36,13 +36,8 @@ class FullEstimator:
         encode: Encoder,
         t: int = 0,
     ) -> Tensor:
-        n = len(sampling.seeds)
-        cond, uncond = encode()
-        cond = cond.repeat(n)
-        uncond = uncond.repeat(n) if (uncond is not None and sampling.guided) else None
-        scheduler = model.make_scheduler(sampling.steps)
+        cond, uncond, scheduler, latents = start_chain(model, sampling, encode)
         timesteps = scheduler.timesteps
-        latents = model.initial_latents(sampling.seeds) * scheduler.init_noise_sigma
         x = scheduler.scale_model_input(latents, timesteps[0]).float()
 
         def step(x_in: Tensor, c: Tensor, u: Tensor | None, t_i: Tensor) -> Tensor:

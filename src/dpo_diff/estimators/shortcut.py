@@ -18,6 +18,17 @@ from .schedules import to_run_steps
 Encoder = Callable[[], tuple[Conditioning, Conditioning | None]]
 
 
+def start_chain(model: StableDiffusionModel, sampling: SamplingConfig, encode: Encoder):
+    """Encode the (relaxed) prompts once per seed and draw x_T: (cond, uncond, scheduler, latents)."""
+    n = len(sampling.seeds)
+    cond, uncond = encode()
+    cond = cond.repeat(n)
+    uncond = uncond.repeat(n) if (uncond is not None and sampling.guided) else None
+    scheduler = model.make_scheduler(sampling.steps)
+    latents = model.initial_latents(sampling.seeds) * scheduler.init_noise_sigma
+    return cond, uncond, scheduler, latents
+
+
 class ShortcutEstimator:
     name = "shortcut"
 
@@ -48,12 +59,7 @@ class ShortcutEstimator:
         """
         k = min(self.k, sampling.steps)
         start = self.start_step(t, sampling)
-        n = len(sampling.seeds)
-        cond, uncond = encode()
-        cond = cond.repeat(n)
-        uncond = uncond.repeat(n) if (uncond is not None and sampling.guided) else None
-        scheduler = model.make_scheduler(sampling.steps)
-        latents = model.initial_latents(sampling.seeds) * scheduler.init_noise_sigma
+        cond, uncond, scheduler, latents = start_chain(model, sampling, encode)
         latents = model.sample(
             latents,
             scheduler,
