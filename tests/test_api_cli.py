@@ -31,7 +31,9 @@ def test_enhance_cli_done_when_command(tmp_path):
     assert set(data["best"]) == {"prompt", "negative_prompt", "loss"}
     assert data["best"]["loss"] <= data["initial"]["loss"]
     assert 0 < data["cost"] <= data["budget"]
-    assert (out / "seed-0.png").is_file() and data["images"] == ["seed-0.png"]
+    assert data["images"] == ["seed-0.png"] and data["best_images"] == ["best-seed-0.png"]
+    for name in ("seed-0.png", "initial-seed-0.png", "best-seed-0.png"):
+        assert (out / name).is_file()
 
 
 def test_attack_cli_done_when_command(tmp_path):

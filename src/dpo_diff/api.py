@@ -105,6 +105,7 @@ class OptimizationResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    filtered: bool = False
     message: str = ""
     initial_images: Tensor | None = field(default=None, repr=False)
     best_images: Tensor | None = field(default=None, repr=False)
@@ -137,6 +138,7 @@ class OptimizationResult:
             "space": self.space.to_dict(),
             "history": history,
             "interrupted": self.interrupted,
+            "filtered": self.filtered,
             "message": self.message,
         }
         if timings:
@@ -214,8 +216,13 @@ def optimize(
     allow_non_ascii: bool = False,
     progress: ProgressCallback | None = None,
     on_space: Callable[[SearchSpace], None] | None = None,
+    accept_initial: Callable[[float], bool] | None = None,
 ) -> OptimizationResult:
-    """Search the prompt space of ``prompt`` for ``task``; see :func:`enhance` and :func:`attack`."""
+    """Search the prompt space of ``prompt`` for ``task``; see :func:`enhance` and :func:`attack`.
+
+    ``accept_initial``, if given, sees the user prompt's loss first; when it says no, the run
+    stops there (``result.filtered``), as the paper's hard-prompt filter does.
+    """
     started = time.perf_counter()
     if task not in DEFAULT_SPACE:
         raise DpoDiffError(f"unknown task '{task}': use enhance or attack")
@@ -280,11 +287,14 @@ def optimize(
         progress=progress,
     )
     initial = search_space.initial_choice
-    interrupted = False
+    interrupted = filtered = False
     message = ""
     try:
         problem.evaluate([initial], keep_images=[initial])
-        if search_space.is_empty:
+        if accept_initial is not None and not accept_initial(problem.evaluated[initial]):
+            filtered = True
+            message = f"filtered out: the initial loss {problem.evaluated[initial]:.4f} does not pass the filter"
+        elif search_space.is_empty:
             message = (
                 f"no word of the prompt has single-token substitutes in the '{space_kind}' space "
                 f"(source: {source}); the prompt is returned unchanged"
@@ -299,6 +309,7 @@ def optimize(
         interrupted = True
         message = "interrupted: the result holds the best candidate found so far"
     result = _result(task, prompt, engine, search, grad, problem, budget, started, interrupted, message)
+    result.filtered = filtered
     if out_dir is not None and result.initial.loss is not None:
         result.save(out_dir)
     return result

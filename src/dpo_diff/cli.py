@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,7 +22,7 @@ app = typer.Typer(
     help="Discrete prompt optimization for text-to-image diffusion models (DPO-Diff).",
 )
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = console = Console(highlight=False)
 
 # Options shared by `enhance` and `attack` (declared once, used in both signatures).
 Model = Annotated[str, typer.Option(help="Preset name (tiny), Hugging Face Hub id, or local pipeline folder.")]
@@ -57,13 +58,13 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
     def show(message, category, filename, lineno, file=None, line=None):
-        err.print(f"[yellow]warning:[/yellow] {message}")
+        err.print(f"[yellow]warning:[/yellow] {escape(str(message))}")
 
     warnings.showwarning = show
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -117,16 +118,16 @@ def _report(result, out_dir: str | None) -> None:
         table.add_column(column, justify="right" if column == "loss" else "left")
     for name, cand in (("initial", result.initial), ("best", result.best)):
         loss = f"{cand.loss:.4f}" if cand.loss is not None else "-"
-        table.add_row(name, cand.prompt, cand.negative_prompt or "-", loss)
+        table.add_row(name, escape(cand.prompt), escape(cand.negative_prompt or "-"), loss)
     out.print(table)
     out.print(
-        f"{result.task} with {result.solver} on {result.model}: cost {result.cost}/{result.budget} UNet passes, "
-        f"{result.seconds:.1f} s, seeds {result.seeds}"
+        escape(f"{result.task} with {result.solver} on {result.model}: cost {result.cost}/{result.budget} UNet passes, "
+               f"{result.seconds:.1f} s, seeds {result.seeds}")
     )
     if result.message:
-        err.print(f"[yellow]{result.message}[/yellow]")
+        err.print(f"[yellow]{escape(result.message)}[/yellow]")
     if out_dir is not None and result.initial.loss is not None:
-        out.print(f"wrote {os.path.join(out_dir, 'result.json')}")
+        out.print(f"wrote {os.path.join(out_dir, 'result.json')}", soft_wrap=True)
 
 
 @app.command()
@@ -204,14 +205,125 @@ def space_command(
     if space.is_empty:
         err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
         return
-    table = Table(title=f"{space.kind} space of {prompt!r}: {space.size} choices", header_style="bold")
+    table = Table(title=escape(f"{space.kind} space of {prompt!r}: {space.size} choices"), header_style="bold")
     for column in ("slot", "target", "candidates (first = default)"):
         table.add_column(column)
     for slot in space.slots:
-        table.add_row(slot.label, slot.target, ", ".join(c if c else '""' for c in slot.candidates))
+        table.add_row(escape(slot.label), slot.target, escape(", ".join(c if c else '""' for c in slot.candidates)))
     out.print(table)
     if space.dropped:
-        out.print(f"{len(space.dropped)} candidates dropped (not one token), e.g. {space.dropped[0]}")
+        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token), e.g. {space.dropped[0]}"))
+
+
+@app.command("run")
+def run_command(
+    prompts: Annotated[Optional[str], typer.Argument(help="Prompt file: .txt (one per line), .jsonl, .csv/.tsv.")] = None,
+    task: Annotated[str, typer.Option(help="enhance | attack")] = "enhance",
+    out_dir: Annotated[str, typer.Option("--out", help="Results folder (results.sqlite + images); re-run to resume.")] = "runs/batch",
+    dataset: Annotated[Optional[str], typer.Option(help="A Hugging Face dataset name or a folder saved with `datasets`.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split.")] = "train",
+    column: Annotated[Optional[str], typer.Option(help="Column holding the prompts (JSONL/CSV/dataset).")] = None,
+    filter: Annotated[Optional[str], typer.Option("--filter", help="Keep hard prompts by initial loss: 'loss>0.85' or 'loss<0.85'.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many prompts (after deduplication).")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip finished prompts (always on: re-running resumes).")] = True,
+    model: Model = "tiny",
+    space: Space = None,
+    solver: SolverOpt = "hybrid",
+    budget: Budget = None,
+    seeds: Seeds = "1",
+    steps: Steps = None,
+    guidance: Guidance = 7.5,
+    seed: Seed = 0,
+    source: Source = "wordnet",
+    estimator: EstimatorOpt = "shortcut",
+    iterations: Iterations = 20,
+    min_similarity: MinSimilarity = 0.8,
+    scorer: Scorer = None,
+    device: Device = None,
+    allow_non_ascii: NonAscii = False,
+) -> None:
+    """Optimize every prompt of a file or dataset into one resumable results folder."""
+    _quiet_libraries()
+    from rich.progress import TimeRemainingColumn
+
+    from .batch import load_prompts, run_batch
+
+    options = dict(
+        space=space, solver=solver, budget=budget, seeds=seeds, steps=steps, guidance=guidance, seed=seed,
+        source=source, estimator=estimator, iterations=iterations, scorer=scorer, allow_non_ascii=allow_non_ascii,
+    )
+    if task == "attack":
+        options["min_similarity"] = min_similarity
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("prompts"),
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+    )
+    bar = progress.add_task(f"{task}: loading", total=None)
+
+    def on_progress(status) -> None:
+        best = f"{status.best_change:+.4f}" if status.best_change is not None else "-"
+        progress.update(bar, completed=status.done, total=status.total, description=f"{task}: best change {best}")
+
+    try:
+        records = load_prompts(prompts, dataset, split, column, limit)
+        with progress:
+            counts = run_batch(records, out_dir, task, model=model, filter=filter, progress=on_progress, device=device, **options)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        _fail(f"interrupted: finished prompts are kept in {out_dir}; run the same command to resume", 130)
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(escape(f"{len(records)} prompts: {parts}; results in {out_dir}"), soft_wrap=True)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    folders: Annotated[list[str], typer.Argument(help="Results folders of `dpo-diff run` (several: compare solvers).")],
+    rescore: Annotated[Optional[list[str]], typer.Option(help="Also score the images with clip[:ID], pickscore or imagereward.")] = None,
+) -> None:
+    """Table 1 of the paper per source and task (text, CSV, Markdown) and plots, in the first folder."""
+    _quiet_libraries()
+    from pathlib import Path
+
+    from .batch.evaluate import load_runs, plot, rescore as rescore_images, summarize, to_csv, to_markdown
+
+    try:
+        runs = load_runs(folders)
+        table = summarize(runs)
+        target = Path(folders[0])
+        (target / "evaluation.csv").write_text(to_csv(table))
+        (target / "evaluation.md").write_text(to_markdown(table))
+        plots = plot(runs, target)
+        extra = [rescore_images(folder, spec) for spec in (rescore or []) for folder in folders]
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    view = Table(header_style="bold")
+    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken", "cost"):
+        view.add_column(column)
+    for r in table:
+        view.add_row(
+            r["run"], str(r["solver"]), r["source"], r["task"], str(r["prompts"]),
+            f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f}", f"{r['best_mean']:.4f} ± {r['best_std']:.4f}",
+            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %", f"{r['cost_mean']:.0f}",
+        )
+    out.print(view)
+    for summary in extra:
+        out.print(f"rescored with {summary['scorer']}: initial {summary['initial_mean']:.4f}, best {summary['best_mean']:.4f} ({summary['prompts']} prompts)")
+    written = [target / "evaluation.csv", target / "evaluation.md", *(target / p for p in plots)]
+    out.print("wrote " + ", ".join(map(str, written)), soft_wrap=True)
+
+
+@app.command("report")
+def report_command(folder: Annotated[str, typer.Argument(help="Results folder of `dpo-diff run`.")]) -> None:
+    """A static HTML page of a batch run: summary, plots, images side by side, changed words highlighted."""
+    _quiet_libraries()
+    from .batch.report import write_report
+
+    try:
+        path = write_report(folder)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    out.print(f"wrote {path}", soft_wrap=True)
 
 
 def main() -> None:

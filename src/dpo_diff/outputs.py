@@ -50,16 +50,28 @@ def write_json_atomic(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def save_images(result: OptimizationResult, path: Path) -> dict[str, list[str]]:
+    """Per seed: ``seed-<s>.png`` (initial left, best right), ``initial-seed-<s>.png``, ``best-seed-<s>.png``."""
+    names: dict[str, list[str]] = {"images": [], "initial_images": [], "best_images": []}
+    if result.initial_images is None or result.best_images is None:
+        return names
+    for seed, initial, best in zip(result.seeds, result.initial_images, result.best_images):
+        for key, name, image in (
+            ("images", f"seed-{seed}.png", side_by_side(initial, best)),
+            ("initial_images", f"initial-seed-{seed}.png", _to_pil(initial)),
+            ("best_images", f"best-seed-{seed}.png", _to_pil(best)),
+        ):
+            tmp = path / f".{name}.{os.getpid()}.tmp.png"
+            image.save(tmp)
+            tmp.replace(path / name)
+            names[key].append(name)
+    return names
+
+
 def save_result(result: OptimizationResult, out: str | Path) -> Path:
-    """Write ``result.json`` and ``seed-<s>.png`` (initial left, best right) into ``out``."""
+    """Write ``result.json`` and the images (see :func:`save_images`) into ``out``."""
     path = prepare_out_dir(out)
-    images = []
-    if result.initial_images is not None and result.best_images is not None:
-        for seed, initial, best in zip(result.seeds, result.initial_images, result.best_images):
-            name = f"seed-{seed}.png"
-            side_by_side(initial, best).save(path / name)
-            images.append(name)
     data = result.to_dict()
-    data["images"] = images
+    data.update(save_images(result, path))
     write_json_atomic(path / "result.json", data)
     return path

@@ -87,15 +87,25 @@ def load_scorer_parts(name: str, device: torch.device):
         model, preprocess = build_preset_scorer(name)
         return model.to(device), clip_tokenizer(), preprocess
     _check_source(name, "scorer")
-    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+    from transformers import CLIPModel
 
     try:
         model = CLIPModel.from_pretrained(name)
+    except Exception as err:
+        raise _load_error(name, "scorer", err) from err
+    tokenizer, preprocess = load_clip_preprocessing(name)
+    return model.eval().to(device), tokenizer, preprocess
+
+
+def load_clip_preprocessing(name: str):
+    """(tokenizer, image preprocessing settings) of a CLIP checkpoint, without its weights."""
+    from transformers import CLIPImageProcessor, CLIPTokenizer
+
+    try:
         tokenizer = CLIPTokenizer.from_pretrained(name)
         processor = CLIPImageProcessor.from_pretrained(name)
     except Exception as err:
         raise _load_error(name, "scorer", err) from err
-    crop = processor.crop_size
-    size = crop["height"] if isinstance(crop, dict) else int(crop)
-    preprocess = {"image_size": size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std)}
-    return model.eval().to(device), tokenizer, preprocess
+    crop = processor.crop_size  # a dict in transformers 4, a SizeDict in 5, an int in old configs
+    size = int(crop) if isinstance(crop, int) else int(getattr(crop, "height", None) or crop["height"])
+    return tokenizer, {"image_size": size, "mean": tuple(processor.image_mean), "std": tuple(processor.image_std)}

@@ -1,0 +1,172 @@
+"""Evaluation of batch runs: the paper's Table 1 per source and task, CSV/Markdown, plots,
+and re-scoring of the stored images with other scorers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+from ..errors import DpoDiffError
+from .store import ResultStore
+
+COLUMNS = (
+    "run", "solver", "source", "task", "prompts", "initial_mean", "initial_std", "best_mean", "best_std",
+    "change_mean", "share", "cost_mean",
+)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def load_runs(folders: list[str | Path]) -> list[tuple[str, dict, list[dict]]]:
+    """(name, config, finished rows) of each results folder."""
+    runs = []
+    for folder in folders:
+        store = ResultStore.open_existing(folder)
+        try:
+            config = store.config() or {}
+            runs.append((Path(folder).name, config, store.rows("done")))
+        finally:
+            store.close()
+    return runs
+
+
+def summarize(runs) -> list[dict]:
+    """One row per run x source x task: mean ± std of initial and best loss, mean change in the
+    task's direction, share of prompts improved (enhance) or broken (attack), cost per prompt."""
+    table = []
+    for name, config, rows in runs:
+        task = config.get("task", "enhance")
+        for source in sorted({r["source"] for r in rows}):
+            part = [r for r in rows if r["source"] == source]
+            initial = [r["initial_loss"] for r in part]
+            best = [r["best_loss"] for r in part]
+            sign = 1.0 if task == "enhance" else -1.0
+            changes = [sign * (i - b) for i, b in zip(initial, best)]
+            (im, isd), (bm, bsd) = _mean_std(initial), _mean_std(best)
+            table.append({
+                "run": name, "solver": config.get("solver"), "source": source, "task": task,
+                "prompts": len(part), "initial_mean": im, "initial_std": isd, "best_mean": bm, "best_std": bsd,
+                "change_mean": statistics.fmean(changes), "share": sum(c > 1e-9 for c in changes) / len(changes),
+                "cost_mean": statistics.fmean(r["cost"] for r in part),
+            })
+    if not table:
+        raise DpoDiffError("no finished prompts to evaluate yet")
+    return table
+
+
+def to_csv(table: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def to_markdown(table: list[dict]) -> str:
+    head = "| run | solver | source | task | prompts | initial loss | best loss | change | improved / broken | cost / prompt |"
+    lines = [head, "|" + "---|" * 10]
+    for r in table:
+        lines.append(
+            f"| {r['run']} | {r['solver']} | {r['source']} | {r['task']} | {r['prompts']} | "
+            f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f} | {r['best_mean']:.4f} ± {r['best_std']:.4f} | "
+            f"{r['change_mean']:+.4f} | {100 * r['share']:.0f} % | {r['cost_mean']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cost_curve(rows: list[dict], task: str, points: int = 50):
+    """Mean change of the best loss (task direction) against the share of each prompt's budget spent."""
+    sign = 1.0 if task == "enhance" else -1.0
+    grid = [i / (points - 1) for i in range(points)]
+    curves = []
+    for r in rows:
+        data = json.loads(r["result_json"])
+        budget, initial = data["budget"], data["initial"]["loss"]
+        steps = [(h["cost"] / budget, h["best_loss"]) for h in data["history"] if h.get("best_loss") is not None]
+        curve, j, best = [], 0, initial
+        for x in grid:
+            while j < len(steps) and steps[j][0] <= x + 1e-12:
+                best = steps[j][1]
+                j += 1
+            curve.append(sign * (initial - best))
+        curves.append(curve)
+    return grid, [statistics.fmean(c[i] for c in curves) for i in range(points)]
+
+
+def plot(runs, folder: Path) -> list[str]:
+    """loss_before_after.png and loss_vs_cost.png in ``folder``; returns their names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    lo, hi = float("inf"), float("-inf")
+    for name, _config, rows in runs:
+        xs, ys = [r["initial_loss"] for r in rows], [r["best_loss"] for r in rows]
+        if xs:
+            ax.scatter(xs, ys, s=14, label=name)
+            lo, hi = min(lo, *xs, *ys), max(hi, *xs, *ys)
+    if lo < hi:
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("initial loss")
+    ax.set_ylabel("best loss")
+    ax.set_title("loss before vs after, per prompt")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "loss_before_after.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, config, rows in runs:
+        if rows:
+            grid, mean = _cost_curve(rows, config.get("task", "enhance"))
+            ax.plot(grid, mean, label=f"{config.get('solver', name)} ({name})")
+    ax.set_xlabel("share of the budget spent (UNet passes)")
+    ax.set_ylabel("mean loss change (task direction)")
+    ax.set_title("loss against cost")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "loss_vs_cost.png", dpi=110)
+    plt.close(fig)
+    return ["loss_before_after.png", "loss_vs_cost.png"]
+
+
+def rescore(folder: str | Path, scorer_spec: str) -> dict:
+    """Score each prompt's stored initial and best images with another scorer; saved as rescore-<name>.json."""
+    from PIL import Image
+
+    from .rescorers import make_rescorer
+
+    name, scorer = make_rescorer(scorer_spec)
+    folder = Path(folder)
+    store = ResultStore.open_existing(folder)
+    try:
+        rows = store.rows("done")
+    finally:
+        store.close()
+    scores = []
+    for r in rows:
+        data = json.loads(r["result_json"])
+        per = {}
+        for which in ("initial_images", "best_images"):
+            images = [Image.open(folder / r["image_dir"] / n).convert("RGB") for n in data.get(which, [])]
+            per[which.split("_")[0]] = statistics.fmean(scorer(images, r["prompt"])) if images else None
+        scores.append({"prompt": r["prompt"], **per})
+    valid = [s for s in scores if s["initial"] is not None]
+    summary = {
+        "scorer": name,
+        "prompts": len(valid),
+        "initial_mean": statistics.fmean(s["initial"] for s in valid) if valid else None,
+        "best_mean": statistics.fmean(s["best"] for s in valid) if valid else None,
+        "per_prompt": scores,
+    }
+    (folder / f"rescore-{name}.json").write_text(json.dumps(summary, indent=2))
+    return summary
