@@ -236,6 +236,8 @@ def run_command(
     seed: Seed = 0,
     source: Source = "wordnet",
     estimator: EstimatorOpt = "shortcut",
+    k: K = 1,
+    schedule: Schedule = "step-15-2",
     iterations: Iterations = 20,
     min_similarity: MinSimilarity = 0.8,
     scorer: Scorer = None,
@@ -250,7 +252,8 @@ def run_command(
 
     options = dict(
         space=space, solver=solver, budget=budget, seeds=seeds, steps=steps, guidance=guidance, seed=seed,
-        source=source, estimator=estimator, iterations=iterations, scorer=scorer, allow_non_ascii=allow_non_ascii,
+        source=source, estimator=estimator, k=k, schedule=schedule, iterations=iterations, scorer=scorer,
+        allow_non_ascii=allow_non_ascii,
     )
     if task == "attack":
         options["min_similarity"] = min_similarity
