@@ -22,7 +22,7 @@ from .constraints import MeaningConstraint
 from .cost import CostMeter
 from .errors import BudgetError, DpoDiffError, ModelNotFoundError
 from .estimators import make_estimator, timestep_schedule
-from .models import DEFAULT_SCORER, PRESETS, load_pipeline, load_scorer_parts, resolve_device
+from .models import DEFAULT_SCORER, PRESETS, bundled_models, default_model, load_pipeline, load_scorer_parts, resolve_device
 from .objectives import ClipLoss, ClipScorer
 from .outputs import prepare_out_dir, save_result
 from .pipelines import StableDiffusionModel
@@ -49,28 +49,33 @@ class Engine:
 
 
 def load(
-    model: str = "tiny",
+    model: str | None = None,
     scorer: str | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Engine:
-    """Load a Stable Diffusion pipeline (preset, Hub id or folder) and its CLIP scorer.
+    """Load a Stable Diffusion pipeline (preset, bundled model, Hub id or folder) and its CLIP scorer.
 
+    ``model`` defaults to the bundled ``world`` when it is installed, else the ``tiny`` preset.
     The scorer defaults to the preset's own for presets and to ``openai/clip-vit-base-patch32``
     otherwise.
     """
     from diffusers import StableDiffusionPipeline
 
+    model = model or default_model()
     dev = resolve_device(device)
+    if model in bundled_models() and dtype is None and dev.type == "cpu":
+        dtype = torch.float32  # shipped as fp16 safetensors; computed in fp32 on a CPU
     pipe = load_pipeline(model, dev, dtype)
     if not isinstance(pipe, StableDiffusionPipeline):
         raise ModelNotFoundError(
             f"'{model}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x)"
         )
-    scorer_name = scorer or (model if model in PRESETS else DEFAULT_SCORER)
+    own_scorer = model in PRESETS or model in bundled_models()
+    scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip, tokenizer, pre = load_scorer_parts(scorer_name, dev)
     clip_scorer = ClipScorer(clip, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(dev)
-    steps = 20 if model in PRESETS else 50
+    steps = 20 if own_scorer else 50
     return Engine(model, StableDiffusionModel(pipe, model), clip_scorer, steps)
 
 
@@ -193,7 +198,7 @@ def optimize(
     task: Task,
     prompt: str,
     *,
-    model: str | Engine = "tiny",
+    model: str | Engine | None = None,
     space: str | None = None,
     solver: str = "hybrid",
     budget: int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -25,7 +26,10 @@ err = Console(stderr=True, highlight=False)
 out = console = Console(highlight=False)
 
 # Options shared by `enhance` and `attack` (declared once, used in both signatures).
-Model = Annotated[str, typer.Option(help="Preset name (tiny), Hugging Face Hub id, or local pipeline folder.")]
+Model = Annotated[
+    Optional[str],
+    typer.Option(help="world (bundled, the default when installed), tiny, a Hugging Face Hub id, or a local pipeline folder."),
+]
 Space = Annotated[Optional[str], typer.Option(help="synonym | antonym | nplib | antonym+nplib (default: by task).")]
 SolverOpt = Annotated[str, typer.Option("--solver", help="random | epo | gpo | hybrid")]
 Budget = Annotated[Optional[int], typer.Option(help="UNet forward passes to spend (default: 40 evaluations' worth).")]
@@ -53,6 +57,7 @@ def _quiet_libraries() -> None:
         os.environ.setdefault(name, "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ["DPO_DIFF_QUIET"] = "1"  # no library loading bars under our own progress display
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"nltk\..*")
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -133,7 +138,7 @@ def _report(result, out_dir: str | None) -> None:
 @app.command()
 def enhance(
     prompt: Annotated[str, typer.Argument(help="What you want an image of.")],
-    model: Model = "tiny",
+    model: Model = None,
     space: Space = None,
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
@@ -160,7 +165,7 @@ def enhance(
 @app.command()
 def attack(
     prompt: Annotated[str, typer.Argument(help="The prompt to red-team.")],
-    model: Model = "tiny",
+    model: Model = None,
     space: Space = None,
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
@@ -226,7 +231,7 @@ def run_command(
     filter: Annotated[Optional[str], typer.Option("--filter", help="Keep hard prompts by initial loss: 'loss>0.85' or 'loss<0.85'.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most this many prompts (after deduplication).")] = None,
     resume: Annotated[bool, typer.Option(help="Skip finished prompts (always on: re-running resumes).")] = True,
-    model: Model = "tiny",
+    model: Model = None,
     space: Space = None,
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
@@ -324,6 +329,103 @@ def report_command(folder: Annotated[str, typer.Argument(help="Results folder of
 
     try:
         path = write_report(folder)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    out.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command("compare")
+def compare_command(
+    prompts: Annotated[str, typer.Argument(help="Prompt file (.txt, .jsonl, .csv).")],
+    solvers: Annotated[str, typer.Option(help="Comma-separated solvers.")] = "random,epo,gpo,hybrid",
+    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in UNet passes.")] = "800,1600,3200",
+    spaces: Annotated[Optional[str], typer.Option(help="Comma-separated spaces (default: the task's).")] = None,
+    task: Annotated[str, typer.Option(help="enhance | attack")] = "enhance",
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for compare.json, compare.md, compare.png.")] = "runs/compare",
+    limit: Annotated[Optional[int], typer.Option(help="At most this many prompts.")] = None,
+    model: Model = None,
+    seeds: Seeds = "2",
+    steps: Steps = None,
+    guidance: Guidance = 7.5,
+    seed: Seed = 0,
+    iterations: Iterations = 20,
+    device: Device = None,
+) -> None:
+    """Each solver (and space) at each budget on the same prompts and seeds: table + plot (+ judge on the world)."""
+    _quiet_libraries()
+    from rich.progress import TimeRemainingColumn
+
+    from . import compare as comparison
+    from .api import load
+    from .batch import load_prompts
+
+    def ints(text: str) -> list[int]:
+        try:
+            values = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--budgets '{text}': give whole numbers of UNet passes, comma-separated")
+        if not values or min(values) <= 0:
+            _fail(f"--budgets '{text}': give positive numbers")
+        return values
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("left"), TimeRemainingColumn(), console=err, transient=True)
+    bar = progress.add_task("compare: loading", total=None)
+    try:
+        records = load_prompts(prompts, limit=limit)
+        engine = load(model, device=device)
+        with progress:
+            report = comparison.compare(
+                [r.text for r in records], [x.strip() for x in solvers.split(",") if x.strip()], ints(budgets),
+                [x.strip() for x in spaces.split(",")] if spaces else [None], task, engine,
+                progress=lambda d, t, what: progress.update(bar, completed=d, total=t, description=f"compare {what}"),
+                seeds=seeds, steps=steps, guidance=guidance, seed=seed, iterations=iterations,
+            )
+        paths = comparison.write(report, out_dir)
+    except DpoDiffError as error:
+        _fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted: nothing written", 130)
+    out.print(escape(comparison.to_markdown(report)))
+    out.print("wrote " + ", ".join(map(str, paths)), soft_wrap=True)
+
+
+world_app = typer.Typer(no_args_is_help=True, help="The bundled text-to-image world: train it, measure it.")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("train")
+def world_train(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the trained pipeline (+ scorer/).")] = "runs/world",
+    quick: Annotated[bool, typer.Option(help="Tiny data and a few steps: checks every stage in seconds.")] = False,
+    seed: Seed = 0,
+) -> None:
+    """Train the world from scratch on this machine's CPU (about 35 minutes on 2 cores)."""
+    _quiet_libraries()
+    from .world.train import TrainConfig, train_world
+
+    config = TrainConfig.quick() if quick else TrainConfig()
+    config.seed = seed
+    try:
+        path = train_world(out_dir, config, log=lambda m: err.print(escape(m)))
+    except KeyboardInterrupt:
+        _fail("interrupted: nothing was saved", 130)
+    out.print(f"wrote {path}; measure it with: dpo-diff world card {path}", soft_wrap=True)
+
+
+@world_app.command("card")
+def world_card(
+    folder: Annotated[str, typer.Argument(help="A trained world folder.")],
+    n: Annotated[int, typer.Option(help="Held-out single-object prompts.")] = 200,
+) -> None:
+    """Measure a trained world (scorer, generator, rare synonyms, negative prompts) and write README.md."""
+    _quiet_libraries()
+    from . import api
+    from .world.quality import measure, write_card
+
+    try:
+        engine = api.load(folder, scorer=str(Path(folder) / "scorer"))
+        path = write_card(folder, measure(engine, n=n))
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
     out.print(f"wrote {path}", soft_wrap=True)

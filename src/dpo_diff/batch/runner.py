@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..api import Engine, check_prompt, load, optimize, parse_seeds
 from ..errors import DpoDiffError
+from ..models import default_model
 from ..outputs import prepare_out_dir, save_images
 from .sources import PromptRecord, parse_filter
 from .store import ResultStore
@@ -40,7 +41,7 @@ def run_batch(
     prompts: list[PromptRecord],
     out: str | Path,
     task: str = "enhance",
-    model: str | Engine = "tiny",
+    model: str | Engine | None = None,
     filter: str | None = None,
     progress: Callable[[BatchStatus], None] | None = None,
     **options,
@@ -56,6 +57,7 @@ def run_batch(
     folder = prepare_out_dir(out)
     store = ResultStore(folder)
     try:
+        model = model or default_model()
         model_name = model.name if isinstance(model, Engine) else model
         defaults = {k: p.default for k, p in inspect.signature(optimize).parameters.items()}
         config = {"task": task, "model": model_name, "filter": filter}

@@ -16,6 +16,19 @@ log = logging.getLogger(__name__)
 DEFAULT_SCORER = "openai/clip-vit-base-patch32"
 
 
+def bundled_models() -> dict[str, Path]:
+    """Models that ship inside the package (a diffusers folder each), by name."""
+    from importlib import resources
+
+    world = Path(str(resources.files("dpo_diff.data").joinpath("world")))
+    return {"world": world} if (world / "model_index.json").is_file() else {}
+
+
+def default_model() -> str:
+    """The bundled world when it is installed, else the tiny preset."""
+    return "world" if "world" in bundled_models() else "tiny"
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as given, else cuda, then mps, then cpu."""
     if device is not None:
@@ -38,6 +51,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     """fp16 on accelerators, fp32 on CPU."""
     return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+
+
+def _quiet_progress_bars() -> None:
+    """The CLI shows its own progress; library loading bars would break its one-line messages."""
+    if os.environ.get("DPO_DIFF_QUIET") == "1":
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
 
 
 def _check_source(name: str, what: str) -> None:
@@ -65,10 +88,12 @@ def load_pipeline(name: str, device: torch.device, dtype: torch.dtype | None = N
     if name in PRESETS:
         pipe = build_preset_pipeline(name)
         return pipe.to(device) if dtype in (None, torch.float32) else pipe.to(device=device, dtype=dtype)
+    name = str(bundled_models().get(name, name))  # a bundled model loads like any local folder
     _check_source(name, "model")
     from diffusers import DiffusionPipeline
 
     dtype = dtype or default_dtype(device)
+    _quiet_progress_bars()
     try:
         pipe = DiffusionPipeline.from_pretrained(
             name, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
@@ -86,11 +111,14 @@ def load_scorer_parts(name: str, device: torch.device):
 
         model, preprocess = build_preset_scorer(name)
         return model.to(device), clip_tokenizer(), preprocess
+    if name in bundled_models():
+        name = str(bundled_models()[name] / "scorer")
     _check_source(name, "scorer")
     from transformers import CLIPModel
 
+    _quiet_progress_bars()
     try:
-        model = CLIPModel.from_pretrained(name)
+        model = CLIPModel.from_pretrained(name).float()  # scorers run in fp32 (the world ships fp16)
     except Exception as err:
         raise _load_error(name, "scorer", err) from err
     tokenizer, preprocess = load_clip_preprocessing(name)

@@ -1,0 +1,65 @@
+"""Solver and space studies on the bundled world's held-out prompts (never used for tuning).
+
+    python benchmarks/world_study.py --study solvers      # random / epo / gpo / hybrid at 3 budgets
+    python benchmarks/world_study.py --study spaces       # antonym / nplib / antonym+nplib / synonym
+    python benchmarks/world_study.py --study solvers --quick   # CI: 2 prompts, 1 budget
+
+Prints the table (mean ± standard error over prompts; CLIP loss change and the pixel judge's
+faithfulness of the best images) and writes compare.json / compare.md / compare.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dpo_diff import compare as comparison
+from dpo_diff.api import load
+from dpo_diff.batch import load_prompts
+
+HERE = Path(__file__).resolve().parent
+STUDIES = {
+    "solvers": {"solvers": ["random", "epo", "gpo", "hybrid"], "spaces": [None]},
+    "spaces": {"solvers": ["hybrid"], "spaces": ["antonym", "nplib", "antonym+nplib", "synonym"]},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", choices=sorted(STUDIES), default="solvers")
+    parser.add_argument("--model", default=None, help="default: the bundled world")
+    parser.add_argument("--prompts", default=str(HERE / "prompts" / "world_heldout.txt"))
+    parser.add_argument("--budgets", default="800,1600,3200")
+    parser.add_argument("--seeds", default="2")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 20)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    parser.add_argument("--solvers", default=None, help="override the study's solvers")
+    parser.add_argument("--quick", action="store_true", help="2 prompts, the smallest budget, random+hybrid")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    study = dict(STUDIES[args.study])
+    budgets = [int(b) for b in args.budgets.split(",")]
+    prompts = [r.text for r in load_prompts(args.prompts, limit=args.limit)]
+    if args.solvers:
+        study["solvers"] = args.solvers.split(",")
+    if args.quick:
+        prompts, budgets = prompts[:2], budgets[:1]
+        study["solvers"] = study["solvers"][:1] + study["solvers"][-1:] if args.study == "solvers" else study["solvers"]
+        study["spaces"] = study["spaces"][:2]
+    engine = load(args.model)
+    start = time.perf_counter()
+    report = comparison.compare(
+        prompts, study["solvers"], budgets, study["spaces"], "enhance", engine, seeds=args.seeds, steps=args.steps
+    )
+    out = Path(args.out or HERE / "results" / f"world_{args.study}{'_quick' if args.quick else ''}")
+    paths = comparison.write(report, out)
+    print(comparison.to_markdown(report))
+    print(f"{len(prompts)} prompts, seeds {args.seeds}, steps {args.steps or engine.default_steps}, "
+          f"{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Measure the bundled world and write its model card numbers.
+
+- the scorer's attribute accuracy on held-out pictures (clean renders and VAE
+  reconstructions): for each attribute, is the true caption closer than every caption
+  that changes only that attribute?
+- the generator's judged faithfulness on held-out prompts with common words (CFG 7.5),
+- the drop when the same prompts use the rare synonyms,
+- the effect of a negative prompt naming a wrong or the right attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .judge import ATTRIBUTES, faithfulness, read
+from .scenes import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, caption, random_scene, render
+
+RARE_FOR = {"red": "crimson", "purple": "violet", "large": "vast", "small": "tiny", "center": "centre"}
+
+
+def held_out_scenes(n: int, seed: int = 12345, p_two: float = 0.0) -> list[Scene]:
+    rng = random.Random(seed)
+    return [random_scene(rng, p_two=p_two, p_quality=0.0) for _ in range(n)]
+
+
+def _variants(obj: Obj, attribute: str) -> list[Obj]:
+    values = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES), "position": list(POSITIONS)}[attribute]
+    return [replace(obj, **{attribute: v}) for v in values]
+
+
+@torch.no_grad()
+def scorer_accuracy(engine, scenes: list[Scene], through_vae: bool) -> dict[str, float]:
+    scorer = engine.scorer
+    images = torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2)
+    if through_vae:
+        vae = engine.model.vae
+        x = images.to(vae.dtype) * 2 - 1
+        images = ((vae.decode(vae.encode(x).latent_dist.mode()).sample + 1) / 2).clamp(0, 1).float()
+    image_emb = torch.nn.functional.normalize(scorer.encode_images(images), dim=-1)
+    hits = {a: 0 for a in ATTRIBUTES}
+    for emb, scene in zip(image_emb, scenes):
+        obj = scene.objects[0]
+        for a in ATTRIBUTES:
+            options = _variants(obj, a)
+            texts = [caption(Scene((o,))) for o in options]
+            text_emb = torch.nn.functional.normalize(scorer.encode_text(texts), dim=-1)
+            hits[a] += options[int((text_emb @ emb).argmax())] == obj
+    return {a: hits[a] / len(scenes) for a in ATTRIBUTES}
+
+
+@torch.no_grad()
+def generate(engine, prompts: list[str], negatives: list[str], seed: int, steps: int = 20, guidance: float = 7.5):
+    model = engine.model
+    images = []
+    for i in range(0, len(prompts), 16):
+        cond, uncond = model.encode(prompts[i : i + 16]), model.encode(negatives[i : i + 16])
+        images.append(model.generate(cond, uncond, [seed], steps, guidance))
+    return torch.cat(images).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _rare(text: str) -> str:
+    return " ".join(RARE_FOR.get(w, w) for w in text.split())
+
+
+def judged(images, scenes) -> dict[str, float]:
+    per = {a: 0.0 for a in ATTRIBUTES}
+    for image, scene in zip(images, scenes):
+        seen = read(image, 1)
+        for a in ATTRIBUTES:
+            per[a] += bool(seen) and getattr(seen[0], a) == getattr(scene.objects[0], a)
+    out = {a: per[a] / len(scenes) for a in ATTRIBUTES}
+    out["faithfulness"] = float(np.mean([faithfulness(i, s) for i, s in zip(images, scenes)]))
+    return out
+
+
+def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
+    scenes = held_out_scenes(n)
+    report: dict = {
+        "scorer_accuracy_clean": scorer_accuracy(engine, scenes, through_vae=False),
+        "scorer_accuracy_vae": scorer_accuracy(engine, scenes, through_vae=True),
+    }
+    common = [caption(s) for s in scenes]
+    rare_idx = [i for i, p in enumerate(common) if _rare(p) != p]
+    rows = {"common": [], "rare_subset_common": [], "rare_subset_rare": []}
+    two = held_out_scenes(n // 2, seed=999, p_two=1.0)
+    rows["two_objects"] = []
+    small = [i for i, s in enumerate(scenes) if s.objects[0].size == "small"]
+    neg = {"size_no_negative": [], "size_negative_large": [], "size_negative_small": []}
+    for seed in seeds:
+        images = generate(engine, common, [""] * len(common), seed)
+        rows["common"].append(judged(images, scenes))
+        rows["rare_subset_common"].append(judged(images[rare_idx], [scenes[i] for i in rare_idx]))
+        rare_images = generate(engine, [_rare(common[i]) for i in rare_idx], [""] * len(rare_idx), seed)
+        rows["rare_subset_rare"].append(judged(rare_images, [scenes[i] for i in rare_idx]))
+        two_images = generate(engine, [caption(s) for s in two], [""] * len(two), seed)
+        rows["two_objects"].append({"faithfulness": float(np.mean([faithfulness(i, s) for i, s in zip(two_images, two)]))})
+        prompts = [common[i] for i in small]
+        for key, negative in (("size_no_negative", ""), ("size_negative_large", "large"), ("size_negative_small", "small")):
+            imgs = generate(engine, prompts, [negative] * len(prompts), seed)
+            neg[key].append(float(np.mean([bool(r) and r[0].size == "small" for r in (read(x, 1) for x in imgs)])))
+    report["generator"] = {k: {m: float(np.mean([r[m] for r in v])) for m in v[0]} for k, v in rows.items()}
+    report["negative_prompt"] = {k: float(np.mean(v)) for k, v in neg.items()}
+    report["n"] = {"held_out_single": n, "rare_subset": len(rare_idx), "two_object": len(two), "seeds": list(seeds)}
+    return report
+
+
+CARD = """# dpo-diff world (bundled model)
+
+A small text-to-image world trained from scratch by `dpo-diff world train` on this project's synthetic
+scenes ({images} pictures, 32x32): one or two shapes ({colors} colors x {shapes} shapes x 2 sizes x 5 positions)
+on a light grey background, some blurry or noisy, with English template captions. Rare WordNet synonyms
+(crimson, violet, vast, tiny, centre, ...) appear about 30 times in 20 000 captions, so the text encoder
+learns them badly: room for meaning-preserving attacks. Exact Stable Diffusion component classes:
+`UNet2DConditionModel`, `AutoencoderKL` (32x32 -> 8x8x4), `CLIPTextModel` with the real CLIP BPE
+tokenizer, DDIM; plus a separate CLIP scorer (`scorer/`, its own seed, trained longer, half of its
+pictures VAE reconstructions). Weights are fp16 safetensors, loaded like any diffusers folder.
+
+Training: {train_seconds} s on {threads} CPU threads ({parts}); VAE reconstruction PSNR {psnr} dB.
+Config: `training.json`. Numbers below: `dpo-diff world card` ({n_single} held-out single-object prompts,
+seeds {seeds}, CFG 7.5, DDIM 20 steps, judged by the pixel judge `dpo_diff.world.judge`).
+
+## Scorer: attribute accuracy on held-out pictures
+| pictures | color | shape | size | position |
+|---|---|---|---|---|
+| clean renders | {sc_color} | {sc_shape} | {sc_size} | {sc_position} |
+| VAE reconstructions | {sv_color} | {sv_shape} | {sv_size} | {sv_position} |
+
+## Generator: judged accuracy of generated pictures
+| prompts | color | shape | size | position | faithfulness |
+|---|---|---|---|---|---|
+| held-out, common words | {gc_color} | {gc_shape} | {gc_size} | {gc_position} | {gc_faithfulness} |
+| rare-synonym subset ({n_rare}), common words | {grc_color} | {grc_shape} | {grc_size} | {grc_position} | {grc_faithfulness} |
+| same subset, rare synonyms | {grr_color} | {grr_shape} | {grr_size} | {grr_position} | {grr_faithfulness} |
+| two objects ({n_two}) | | | | | {g2_faithfulness} |
+
+## Negative prompts (small-object prompts: share judged small)
+| negative prompt | share small |
+|---|---|
+| none | {np_none} |
+| "large" (a wrong attribute) | {np_large} |
+| "small" (the right attribute) | {np_small} |
+"""
+
+
+def write_card(folder: str | Path, report: dict) -> Path:
+    folder = Path(folder)
+    info = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else {}
+    pct = lambda x: f"{100 * x:.0f} %"  # noqa: E731
+    g = report["generator"]
+    fields = {
+        "images": info.get("config", {}).get("images", "?"), "colors": len(COLORS), "shapes": len(SHAPES),
+        "train_seconds": info.get("total_seconds", "?"), "threads": info.get("threads", "?"),
+        "parts": ", ".join(f"{k} {v} s" for k, v in info.get("seconds", {}).items()), "psnr": info.get("vae_psnr_db", "?"),
+        "n_single": report["n"]["held_out_single"], "seeds": report["n"]["seeds"], "n_rare": report["n"]["rare_subset"],
+        "n_two": report["n"]["two_object"],
+        "np_none": pct(report["negative_prompt"]["size_no_negative"]),
+        "np_large": pct(report["negative_prompt"]["size_negative_large"]),
+        "np_small": pct(report["negative_prompt"]["size_negative_small"]),
+        "g2_faithfulness": pct(g["two_objects"]["faithfulness"]),
+    }
+    for prefix, key in (("sc", "scorer_accuracy_clean"), ("sv", "scorer_accuracy_vae")):
+        fields.update({f"{prefix}_{a}": pct(report[key][a]) for a in ATTRIBUTES})
+    for prefix, key in (("gc", "common"), ("grc", "rare_subset_common"), ("grr", "rare_subset_rare")):
+        fields.update({f"{prefix}_{a}": pct(g[key][a]) for a in (*ATTRIBUTES, "faithfulness")})
+    (folder / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = folder / "README.md"
+    path.write_text(CARD.format(**fields))
+    return path
