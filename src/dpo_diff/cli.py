@@ -302,7 +302,7 @@ def evaluate_command(
         (target / "evaluation.csv").write_text(to_csv(table))
         (target / "evaluation.md").write_text(to_markdown(table))
         plots = plot(runs, target)
-        extra = [rescore_images(folder, spec) for spec in (rescore or []) for folder in folders]
+        extra = [summary for spec in (rescore or []) for summary in rescore_images(folders, spec)]
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
     view = Table(header_style="bold")

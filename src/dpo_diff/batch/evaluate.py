@@ -139,14 +139,18 @@ def plot(runs, folder: Path) -> list[str]:
     return ["loss_before_after.png", "loss_vs_cost.png"]
 
 
-def rescore(folder: str | Path, scorer_spec: str) -> dict:
-    """Score each prompt's stored initial and best images with another scorer; saved as rescore-<name>.json."""
-    from PIL import Image
-
+def rescore(folders: list[str | Path], scorer_spec: str) -> list[dict]:
+    """Score the stored initial and best images of each folder with another scorer (loaded once);
+    each folder gets rescore-<name>.json."""
     from .rescorers import make_rescorer
 
     name, scorer = make_rescorer(scorer_spec)
-    folder = Path(folder)
+    return [_rescore_folder(Path(folder), name, scorer) for folder in folders]
+
+
+def _rescore_folder(folder: Path, name: str, scorer) -> dict:
+    from PIL import Image
+
     store = ResultStore.open_existing(folder)
     try:
         rows = store.rows("done")
