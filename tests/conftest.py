@@ -16,7 +16,9 @@ def _cache(tmp_path_factory):
     """A private cache (tokenizer files, WordNet copy, LLM replies) for the whole run."""
     os.environ["DPO_DIFF_CACHE"] = str(tmp_path_factory.mktemp("dpo-diff-cache"))
     warnings.filterwarnings("ignore", category=FutureWarning)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # DPO_DIFF_TEST_THREADS=1 when the machine is busy: oversubscribed torch threads spin and crawl
+    threads = int(os.environ.get("DPO_DIFF_TEST_THREADS") or min(2, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, threads))
 
 
 @pytest.fixture(scope="session")

@@ -41,3 +41,26 @@ def test_world_study_quick(tmp_path, monkeypatch, capsys):
     assert {s["solver"] for s in report["summary"]} == {"random", "hybrid"}
     assert all(s["faithfulness"] is not None for s in report["summary"])
     assert "judged faithfulness" in capsys.readouterr().out
+
+
+def test_gpu_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
+    """CPU smoke run: the SD-1.5 config (random weights) at 64 px and tiny-sdxl, every row kind."""
+    out = tmp_path / "gpu_cost.json"
+    monkeypatch.setattr(sys, "argv", ["gpu_cost.py", "--quick", "--json", str(out)])
+    try:
+        runpy.run_path(str(ROOT / "benchmarks" / "gpu_cost.py"), run_name="__main__")
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    for model in ("sd15", "sdxl"):
+        mine = [r for r in rows if r["model"] == model]
+        whats = {r["what"] for r in mine}
+        assert {"shortcut grad", "full grad", "full grad (checkpoint)", "EPO generation, one at a time"} <= whats
+        assert any(w.startswith("hybrid run") for w in whats) and any(w.startswith("epo run") for w in whats)
+        assert all(r["seconds"] > 0 and r["unet_passes"] > 0 for r in mine)
+        batched = next(r for r in mine if r["what"].startswith("EPO generation, batch"))
+        single = next(r for r in mine if r["what"] == "EPO generation, one at a time")
+        assert batched["unet_passes"] == single["unet_passes"]  # same work, other batching
+    assert {r["resolution"] for r in rows if r["model"] == "sd15"} == {64}
+    assert "peak GiB" in capsys.readouterr().out

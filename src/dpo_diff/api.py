@@ -25,7 +25,7 @@ from .estimators import make_estimator, timestep_schedule
 from .models import DEFAULT_SCORER, PRESETS, bundled_models, default_model, load_pipeline, load_scorer_parts, resolve_device
 from .objectives import ClipLoss, ClipScorer
 from .outputs import prepare_out_dir, save_result
-from .pipelines import StableDiffusionModel
+from .pipelines import StableDiffusionModel, make_model
 from .problem import Problem, ProgressCallback
 from .sampling import SamplingConfig
 from .solvers import make_solver
@@ -46,6 +46,7 @@ class Engine:
     model: StableDiffusionModel
     scorer: ClipScorer
     default_steps: int
+    default_guidance: float = 7.5
 
 
 def load(
@@ -54,29 +55,25 @@ def load(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Engine:
-    """Load a Stable Diffusion pipeline (preset, bundled model, Hub id or folder) and its CLIP scorer.
+    """Load a Stable Diffusion or SDXL pipeline (preset, bundled model, Hub id or folder) and its CLIP scorer.
 
     ``model`` defaults to the bundled ``world`` when it is installed, else the ``tiny`` preset.
     The scorer defaults to the preset's own for presets and to ``openai/clip-vit-base-patch32``
     otherwise.
     """
-    from diffusers import StableDiffusionPipeline
-
     model = model or default_model()
     dev = resolve_device(device)
     if model in bundled_models() and dtype is None and dev.type == "cpu":
         dtype = torch.float32  # shipped as fp16 safetensors; computed in fp32 on a CPU
     pipe = load_pipeline(model, dev, dtype)
-    if not isinstance(pipe, StableDiffusionPipeline):
-        raise ModelNotFoundError(
-            f"'{model}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x)"
-        )
+    generator = make_model(pipe, model)
     own_scorer = model in PRESETS or model in bundled_models()
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip, tokenizer, pre = load_scorer_parts(scorer_name, dev)
     clip_scorer = ClipScorer(clip, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(dev)
-    steps = 20 if own_scorer else 50
-    return Engine(model, StableDiffusionModel(pipe, model), clip_scorer, steps)
+    defaults = PRESETS[model].get("defaults", {}) if model in PRESETS else {}
+    steps = defaults.get("steps", 20 if own_scorer else 50)
+    return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", 7.5))
 
 
 @dataclass
@@ -204,7 +201,7 @@ def optimize(
     budget: int | None = None,
     seeds: int | str | Sequence[int] = 1,
     steps: int | None = None,
-    guidance: float = 7.5,
+    guidance: float | None = None,
     seed: int = 0,
     source: str = "wordnet",
     estimator: str = "shortcut",
@@ -246,14 +243,14 @@ def optimize(
     grad = make_estimator(estimator, k)
     search = make_solver(solver, estimator=grad, schedule=schedule, iterations=iterations)
     timestep_schedule(schedule, 1, random.Random(0))  # refuse a bad schedule before loading anything
-    if any(p in parts for p in ("antonym", "nplib")) and guidance <= 1.0:
-        raise DpoDiffError(
-            f"the '{space_kind}' space optimizes the negative prompt, which only acts with "
-            f"classifier-free guidance: use --guidance above 1 or --space synonym"
-        )
+    if guidance is not None:
+        _check_guidance(space_kind, parts, guidance)  # before loading anything
     out_dir = prepare_out_dir(out) if out is not None else None
 
     engine = model if isinstance(model, Engine) else load(model, scorer=scorer, device=device)
+    if guidance is None:
+        guidance = engine.default_guidance
+        _check_guidance(space_kind, parts, guidance)
     gen = engine.model
     n_tokens = len(gen.word_token_ids(prompt))
     if n_tokens > gen.max_length - 2:
@@ -318,6 +315,15 @@ def optimize(
     if out_dir is not None and result.initial.loss is not None:
         result.save(out_dir)
     return result
+
+
+def _check_guidance(space_kind: str, parts: tuple[str, ...], guidance: float) -> None:
+    """Negative-prompt spaces need classifier-free guidance (few-step models run without it)."""
+    if any(p in parts for p in ("antonym", "nplib")) and guidance <= 1.0:
+        raise DpoDiffError(
+            f"the '{space_kind}' space optimizes the negative prompt, which only acts with "
+            f"classifier-free guidance (guidance {guidance:g} here): use --guidance above 1 or --space synonym"
+        )
 
 
 def _result(task, prompt, engine, search, grad, problem: Problem, budget, started, interrupted, message):

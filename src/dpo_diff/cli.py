@@ -35,7 +35,10 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="random | epo | gpo | h
 Budget = Annotated[Optional[int], typer.Option(help="UNet forward passes to spend (default: 40 evaluations' worth).")]
 Seeds = Annotated[str, typer.Option(help="Image seeds: a count (2 means 0,1) or a list (3,7).")]
 Steps = Annotated[Optional[int], typer.Option(help="Sampling steps (default: 50; 20 for presets).")]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+Guidance = Annotated[
+    Optional[float],
+    typer.Option(help="Classifier-free guidance scale (default: 7.5; the model's own for few-step presets)."),
+]
 Out = Annotated[Optional[str], typer.Option(help="Folder for result.json and the images.")]
 Seed = Annotated[int, typer.Option(help="Seed of the search itself (sampling, mutations).")]
 Source = Annotated[str, typer.Option(help="Where substitutes come from: wordnet | llm | PATH.json")]
@@ -144,7 +147,7 @@ def enhance(
     budget: Budget = None,
     seeds: Seeds = "1",
     steps: Steps = None,
-    guidance: Guidance = 7.5,
+    guidance: Guidance = None,
     out: Out = None,
     seed: Seed = 0,
     source: Source = "wordnet",
@@ -171,7 +174,7 @@ def attack(
     budget: Budget = None,
     seeds: Seeds = "1",
     steps: Steps = None,
-    guidance: Guidance = 7.5,
+    guidance: Guidance = None,
     out: Out = None,
     seed: Seed = 0,
     source: Source = "wordnet",
@@ -237,7 +240,7 @@ def run_command(
     budget: Budget = None,
     seeds: Seeds = "1",
     steps: Steps = None,
-    guidance: Guidance = 7.5,
+    guidance: Guidance = None,
     seed: Seed = 0,
     source: Source = "wordnet",
     estimator: EstimatorOpt = "shortcut",
@@ -248,6 +251,13 @@ def run_command(
     scorer: Scorer = None,
     device: Device = None,
     allow_non_ascii: NonAscii = False,
+    ray: Annotated[
+        Optional[str],
+        typer.Option("--ray", help="Fan prompts out to Ray actors: 'auto' (this node's cluster, else a local one) or a cluster address."),
+    ] = None,
+    actors: Annotated[
+        Optional[int], typer.Option(help="Ray actors (default: one per GPU; without GPUs one per 4 CPUs).")
+    ] = None,
 ) -> None:
     """Optimize every prompt of a file or dataset into one resumable results folder."""
     _quiet_libraries()
@@ -272,10 +282,18 @@ def run_command(
         best = f"{status.best_change:+.4f}" if status.best_change is not None else "-"
         progress.update(bar, completed=status.done, total=status.total, description=f"{task}: best change {best}")
 
+    def on_event(message: str) -> None:
+        progress.console.print(escape(message), style="yellow", soft_wrap=True)
+
+    if actors is not None and actors < 1:
+        _fail(f"--actors must be at least 1, not {actors}")
     try:
         records = load_prompts(prompts, dataset, split, column, limit)
         with progress:
-            counts = run_batch(records, out_dir, task, model=model, filter=filter, progress=on_progress, device=device, **options)
+            counts = run_batch(
+                records, out_dir, task, model=model, filter=filter, progress=on_progress, ray=ray, actors=actors,
+                on_event=on_event, device=device, **options,
+            )
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
     except KeyboardInterrupt:
@@ -346,7 +364,7 @@ def compare_command(
     model: Model = None,
     seeds: Seeds = "2",
     steps: Steps = None,
-    guidance: Guidance = 7.5,
+    guidance: Guidance = None,
     seed: Seed = 0,
     iterations: Iterations = 20,
     device: Device = None,

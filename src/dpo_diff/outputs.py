@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -50,21 +51,40 @@ def write_json_atomic(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def save_images(result: OptimizationResult, path: Path) -> dict[str, list[str]]:
-    """Per seed: ``seed-<s>.png`` (initial left, best right), ``initial-seed-<s>.png``, ``best-seed-<s>.png``."""
+def image_files(result: OptimizationResult) -> tuple[dict[str, list[str]], dict[str, bytes]]:
+    """The PNGs of a result, in memory: (names by kind, bytes by file name).
+
+    Per seed: ``seed-<s>.png`` (initial left, best right), ``initial-seed-<s>.png``, ``best-seed-<s>.png``.
+    """
     names: dict[str, list[str]] = {"images": [], "initial_images": [], "best_images": []}
+    files: dict[str, bytes] = {}
     if result.initial_images is None or result.best_images is None:
-        return names
+        return names, files
     for seed, initial, best in zip(result.seeds, result.initial_images, result.best_images):
         for key, name, image in (
             ("images", f"seed-{seed}.png", side_by_side(initial, best)),
             ("initial_images", f"initial-seed-{seed}.png", _to_pil(initial)),
             ("best_images", f"best-seed-{seed}.png", _to_pil(best)),
         ):
-            tmp = path / f".{name}.{os.getpid()}.tmp.png"
-            image.save(tmp)
-            tmp.replace(path / name)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            files[name] = buffer.getvalue()
             names[key].append(name)
+    return names, files
+
+
+def write_files(path: Path, files: dict[str, bytes]) -> None:
+    """Write each file atomically (a reader never sees half a PNG)."""
+    for name, data in files.items():
+        tmp = path / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(path / name)
+
+
+def save_images(result: OptimizationResult, path: Path) -> dict[str, list[str]]:
+    """Write the result's PNGs (see :func:`image_files`) into ``path``; returns their names by kind."""
+    names, files = image_files(result)
+    write_files(path, files)
     return names
 
 

@@ -7,7 +7,7 @@ the mixture goes through the whole text encoder. A one-hot mixture reproduces th
 encoder's output for the real word exactly.
 
 An empty candidate (candidate 0 of a negative slot: "say nothing") occupies its position
-with the tokenizer's pad token in the relaxed prompt, while the rendered negative prompt
+with the model's filler token (the pad token; SDXL: the second tokenizer's pad) in the relaxed prompt, while the rendered negative prompt
 simply leaves the word out. That is an approximation of our choice; the authors' release
 does not say what it does here.
 """
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pipelines import Conditioning, StableDiffusionModel
+from .pipelines import Conditioning, StableDiffusionModel, TokenMixture
 from .spaces import Choice, SearchSpace
 
 
@@ -67,7 +67,7 @@ def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slot
         kept = [(p, s) for p, s in zip(positions, slots) if p <= limit]
         positions, slots = [p for p, _ in kept], [s for _, s in kept]
     tok = model.tokenizer
-    pad = model.filler_token_id
+    pad = model.pad_token_id
     full = [tok.bos_token_id, *ids, tok.eos_token_id]
     full += [pad] * (model.max_length - len(full))
     dev = model.device
@@ -161,11 +161,12 @@ def encode_relaxed(
     model: StableDiffusionModel, tspace: TokenizedSpace, weights: Tensor
 ) -> tuple[Conditioning, Conditioning]:
     """(positive, negative) conditioning of the relaxed prompt, differentiable in ``weights``."""
-    table = model.embedding_matrix.detach()
-    mixed = torch.einsum("sk,skd->sd", weights.to(table.dtype), table[tspace.candidate_ids])
-    cond = model.encode_ids(tspace.pos_ids, tspace.pos_positions, mixed[tspace.pos_slots][None])
+    cand = tspace.candidate_ids
+    pos = TokenMixture(tspace.pos_positions, cand[tspace.pos_slots], weights[tspace.pos_slots])
+    cond = model.encode_ids(tspace.pos_ids, pos)
     if tspace.has_negative:
-        uncond = model.encode_ids(tspace.neg_ids, tspace.neg_positions, mixed[tspace.neg_slots][None])
+        neg = TokenMixture(tspace.neg_positions, cand[tspace.neg_slots], weights[tspace.neg_slots])
+        uncond = model.encode_ids(tspace.neg_ids, neg)
     else:
         uncond = model.encode([""])
     return cond, uncond

@@ -6,14 +6,14 @@ import hashlib
 import inspect
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Engine, check_prompt, load, optimize, parse_seeds
 from ..errors import DpoDiffError
 from ..models import default_model
-from ..outputs import prepare_out_dir, save_images
+from ..outputs import image_files, prepare_out_dir, write_files
 from .sources import PromptRecord, parse_filter
 from .store import ResultStore
 
@@ -37,6 +37,17 @@ def image_dir_name(prompt: str) -> str:
     return hashlib.sha1(prompt.encode()).hexdigest()[:16]
 
 
+@dataclass
+class PromptOutcome:
+    """One prompt's finished work, in memory: its store row and its image files.
+
+    Built wherever the prompt ran (this process or a Ray actor); only the driver writes it.
+    """
+
+    row: dict
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
 def run_batch(
     prompts: list[PromptRecord],
     out: str | Path,
@@ -44,16 +55,29 @@ def run_batch(
     model: str | Engine | None = None,
     filter: str | None = None,
     progress: Callable[[BatchStatus], None] | None = None,
+    ray: str | None = None,
+    actors: int | None = None,
+    on_event: Callable[[str], None] | None = None,
     **options,
 ) -> dict[str, int]:
     """Optimize every prompt not yet in ``out``'s store; returns the store's counts by status.
 
     Re-running the same command resumes. A KeyboardInterrupt stops after storing nothing of
     the prompt in flight, and is raised again for the caller.
+
+    ``ray`` (``"auto"`` or a cluster address) fans the prompts out to Ray actors, one model
+    each (see :mod:`dpo_diff.batch.distributed`); this process alone writes the store, so
+    resuming works the same either way. ``on_event`` hears about lost and replaced actors.
     """
     if task not in ("enhance", "attack"):
         raise DpoDiffError(f"unknown task '{task}': use enhance or attack")
-    accept = parse_filter(filter)
+    parse_filter(filter)  # refuse a bad filter before anything runs
+    if ray is not None:
+        from .distributed import require_ray
+
+        require_ray()
+        if isinstance(model, Engine):
+            raise DpoDiffError("with Ray, give the model by name: each actor loads its own copy")
     folder = prepare_out_dir(out)
     store = ResultStore(folder)
     try:
@@ -70,42 +94,57 @@ def run_batch(
         started = time.perf_counter()
         if not todo:
             return store.counts()
-        engine = model if isinstance(model, Engine) else load(model, scorer=options.get("scorer"), device=options.pop("device", None))
+        if ray is not None:
+            from .distributed import run_on_ray
+
+            outcomes = run_on_ray(todo, task, model_name, filter, options, ray, actors, on_event or (lambda _: None))
+        else:
+            outcomes = _run_here(todo, task, model, filter, options)
         best_change = None
-        for record in todo:
-            if progress:
-                progress(BatchStatus(done, total, record.text, best_change, time.perf_counter() - started))
-            row = _run_one(record, folder, task, engine, accept, options)
-            store.add(row, config)
+        if progress:
+            progress(BatchStatus(done, total, todo[0].text, best_change, time.perf_counter() - started))
+        for outcome in outcomes:
+            row = write_outcome(folder, store, outcome, config)
             done += 1
             if row["status"] == "done" and row["initial_loss"] is not None:
                 change = row["initial_loss"] - row["best_loss"]
                 change = change if task == "enhance" else -change
                 best_change = change if best_change is None else max(best_change, change)
-        if progress:
-            progress(BatchStatus(done, total, "", best_change, time.perf_counter() - started))
+            if progress:
+                current = todo[done - (total - len(todo))].text if done < total else ""
+                progress(BatchStatus(done, total, current, best_change, time.perf_counter() - started))
         return store.counts()
     finally:
         store.close()
 
 
-def _run_one(record: PromptRecord, folder: Path, task: str, engine: Engine, accept, options: dict) -> dict:
+def _run_here(todo: list[PromptRecord], task: str, model, filter: str | None, options: dict) -> Iterator[PromptOutcome]:
+    """The prompts one after another in this process, with one model load."""
+    options = dict(options)
+    device = options.pop("device", None)
+    engine = model if isinstance(model, Engine) else load(model, scorer=options.get("scorer"), device=device)
+    for record in todo:
+        yield run_prompt(record, task, engine, filter, options)
+
+
+def run_prompt(record: PromptRecord, task: str, engine: Engine, filter: str | None, options: dict) -> PromptOutcome:
+    """Optimize one prompt; the row and PNGs come back in memory (nothing is written here)."""
     base = {"prompt": record.text, "source": record.source, "row_id": record.row_id}
     try:
         check_prompt(record.text, options.get("allow_non_ascii", False))
     except DpoDiffError as err:  # this prompt cannot be run (e.g. non-ASCII); the batch goes on
-        return {**base, "status": "refused", "message": str(err)}
+        return PromptOutcome({**base, "status": "refused", "message": str(err)})
     # any other error is the run's options: it stops the batch before anything is stored
-    result = optimize(task, record.text, model=engine, accept_initial=accept, **options)
+    result = optimize(task, record.text, model=engine, accept_initial=parse_filter(filter), **options)
     if result.interrupted:
         raise KeyboardInterrupt
     image_dir = image_dir_name(record.text)
     data = result.to_dict()
+    files: dict[str, bytes] = {}
     if not result.filtered:
-        path = folder / "images" / image_dir
-        path.mkdir(parents=True, exist_ok=True)
-        data.update(save_images(result, path))
-    return {
+        names, files = image_files(result)
+        data.update(names)
+    row = {
         **base,
         "status": "filtered" if result.filtered else "done",
         "initial_loss": result.initial.loss,
@@ -118,3 +157,15 @@ def _run_one(record: PromptRecord, folder: Path, task: str, engine: Engine, acce
         "image_dir": None if result.filtered else f"images/{image_dir}",
         "result_json": json.dumps(data),
     }
+    return PromptOutcome(row, files)
+
+
+def write_outcome(folder: Path, store: ResultStore, outcome: PromptOutcome, config: dict) -> dict:
+    """Images first, then the row in one transaction: a crash between them only costs a rerun."""
+    row = outcome.row
+    if row.get("image_dir"):
+        path = folder / row["image_dir"]
+        path.mkdir(parents=True, exist_ok=True)
+        write_files(path, outcome.files)
+    store.add(row, config)
+    return row

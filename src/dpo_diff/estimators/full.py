@@ -40,13 +40,12 @@ class FullEstimator:
         timesteps = scheduler.timesteps
         x = scheduler.scale_model_input(latents, timesteps[0]).float()
 
-        def step(x_in: Tensor, c: Tensor, u: Tensor | None, t_i: Tensor) -> Tensor:
-            u_cond = Conditioning(u) if u is not None else None
-            return model.model_output(x_in, t_i, Conditioning(c), u_cond, sampling.guidance)
+        def step(x_in: Tensor, c: Conditioning, u: Conditioning | None, t_i: Tensor) -> Tensor:
+            return model.model_output(x_in, t_i, c, u, sampling.guidance)
 
         before = model.meter.used
         for i, t_i in enumerate(timesteps):
-            args = (x.to(model.dtype), cond.embeds, uncond.embeds if uncond else None, t_i)
+            args = (x.to(model.dtype), cond, uncond, t_i)
             out = grad_checkpoint(step, *args, use_reentrant=False) if self.checkpoint else step(*args)
             x0, eps = model.x0_and_eps(out, x, t_i)
             x = model.ddim_step(x0, eps, timesteps[i + 1] if i + 1 < len(timesteps) else None)

@@ -70,14 +70,17 @@ def write_tokenizer_files(target: Path) -> tuple[Path, Path]:
     return vocab_path, merges_path
 
 
-@lru_cache(maxsize=1)
-def clip_tokenizer() -> CLIPTokenizer:
-    """The CLIP BPE tokenizer (the one SD 1.x uses), built from the shipped vocabulary."""
+@lru_cache(maxsize=4)
+def clip_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+    """The CLIP BPE tokenizer (the one SD 1.x uses), built from the shipped vocabulary.
+
+    ``pad_token="!"`` gives the second tokenizer of SDXL.
+    """
     vocab_path, merges_path = write_tokenizer_files(cache_dir() / "clip-bpe")
     # transformers 5 ignores these paths when given as keywords: pass them positionally.
     return CLIPTokenizer(
         str(vocab_path),
         str(merges_path),
         model_max_length=MAX_LENGTH,
-        pad_token="<|endoftext|>",
+        pad_token=pad_token,
     )

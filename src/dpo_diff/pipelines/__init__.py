@@ -1,5 +1,25 @@
-"""Adapters between diffusers pipelines and DPO-Diff."""
+"""Adapters between diffusers pipelines and DPO-Diff: one per pipeline family, one factory."""
 
-from .stable_diffusion import Conditioning, StableDiffusionModel
+from __future__ import annotations
 
-__all__ = ["Conditioning", "StableDiffusionModel"]
+from ..cost import CostMeter
+from ..errors import ModelNotFoundError
+from .stable_diffusion import Conditioning, StableDiffusionModel, TokenMixture
+from .stable_diffusion_xl import StableDiffusionXLModel
+
+
+def make_model(pipe, name: str = "model", meter: CostMeter | None = None) -> StableDiffusionModel:
+    """The adapter for a loaded diffusers pipeline, or a one-line refusal for other pipelines."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if isinstance(pipe, StableDiffusionXLPipeline):
+        return StableDiffusionXLModel(pipe, name, meter)
+    if isinstance(pipe, StableDiffusionPipeline):
+        return StableDiffusionModel(pipe, name, meter)
+    raise ModelNotFoundError(
+        f"'{name}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x, "
+        "SD-Turbo) and StableDiffusionXLPipeline (SDXL, SDXL-Turbo)"
+    )
+
+
+__all__ = ["Conditioning", "StableDiffusionModel", "StableDiffusionXLModel", "TokenMixture", "make_model"]

@@ -6,8 +6,8 @@ pipeline's own scheduler, the closed-form x0 estimate for epsilon, v and sample
 prediction, and VAE decoding. Every UNet call is counted in a :class:`CostMeter`.
 
 SDXL (two text encoders, pooled embeddings, time ids) plugs in by overriding
-:meth:`encode_ids` and :meth:`unet_kwargs`; the solvers and estimators only ever see
-:class:`Conditioning`.
+:meth:`encode_ids` and :meth:`unet_kwargs` (see ``stable_diffusion_xl.py``); the solvers
+and estimators only ever see :class:`Conditioning` and :class:`TokenMixture`.
 """
 
 from __future__ import annotations
@@ -26,23 +26,49 @@ from ..cost import CostMeter
 
 @dataclass
 class Conditioning:
-    """UNet text conditioning for a batch: token-wise embeddings (B, L, D)."""
+    """UNet text conditioning for a batch: token-wise embeddings (B, L, D), and for SDXL the
+    second text encoder's pooled, projected embedding (B, P)."""
 
     embeds: Tensor
+    pooled: Tensor | None = None
 
     def __len__(self) -> int:
         return self.embeds.shape[0]
 
+    def _map(self, fn) -> Conditioning:
+        return Conditioning(fn(self.embeds), None if self.pooled is None else fn(self.pooled))
+
     def detach(self) -> Conditioning:
-        return Conditioning(self.embeds.detach())
+        return self._map(Tensor.detach)
 
     def repeat(self, n: int) -> Conditioning:
         """Each row ``n`` times in a row (candidate-major, seed-minor)."""
-        return Conditioning(self.embeds.repeat_interleave(n, dim=0))
+        return self._map(lambda x: x.repeat_interleave(n, dim=0))
 
     @staticmethod
     def cat(items: Sequence[Conditioning]) -> Conditioning:
-        return Conditioning(torch.cat([c.embeds for c in items]))
+        pooled = [c.pooled for c in items]
+        if any(p is None for p in pooled):
+            pooled = None
+        return Conditioning(torch.cat([c.embeds for c in items]), None if pooled is None else torch.cat(pooled))
+
+
+@dataclass
+class TokenMixture:
+    """At each of ``positions`` of a prompt, a weighted mix of candidate tokens' input embeddings.
+
+    ``candidate_ids`` and ``weights`` are (P, K). Each text encoder mixes its *own* embedding
+    table, so one mixture serves every encoder of a pipeline (SDXL has two).
+    """
+
+    positions: Tensor
+    candidate_ids: Tensor
+    weights: Tensor
+
+    def embeddings(self, table: Tensor) -> Tensor:
+        """The mixed embeddings (1, P, D) from an embedding table (V, D); differentiable in the weights."""
+        table = table.detach()
+        return torch.einsum("pk,pkd->pd", self.weights.to(table.dtype), table[self.candidate_ids])[None]
 
 
 class StableDiffusionModel:
@@ -68,12 +94,19 @@ class StableDiffusionModel:
         if self.max_length > 1000:  # tokenizers saved without a limit
             self.max_length = 77
 
+    def set_resolution(self, height: int, width: int | None = None) -> None:
+        """Generate at ``height`` x ``width`` pixels instead of the model's default size."""
+        width = width or height
+        multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if height % multiple or width % multiple or min(height, width) <= 0:
+            raise ValueError(f"the resolution must be a positive multiple of {multiple} pixels for this model")
+        self.height, self.width = int(height), int(width)
+
     # ------------------------------------------------------------------ text
     @property
     def filler_token_id(self) -> int:
         """The token an empty candidate occupies in the relaxed prompt (the pad token)."""
-        pad = self.tokenizer.pad_token_id
-        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+        return self.pad_token_id
 
     def token_ids(self, texts: Sequence[str]) -> Tensor:
         return self.tokenizer(
@@ -85,33 +118,43 @@ class StableDiffusionModel:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     @property
+    def pad_token_id(self) -> int:
+        """The token that pads a prompt to the encoder's length."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    @property
     def embedding_matrix(self) -> Tensor:
         return self.text_encoder.get_input_embeddings().weight
 
+    @staticmethod
     @contextmanager
-    def _mixed_embeddings(self, positions: Tensor | None, mixed: Tensor | None):
-        """Replace the token embeddings at ``positions`` by ``mixed`` (B, P, D) inside the encoder."""
-        if positions is None or mixed is None or positions.numel() == 0:
+    def mixed_embeddings(encoder, mixture: TokenMixture | None):
+        """Inside the block, ``encoder``'s input embeddings at the mixture's positions are the mixture."""
+        if mixture is None or mixture.positions.numel() == 0:
             yield
             return
+        embedding = encoder.get_input_embeddings()
+        mixed = mixture.embeddings(embedding.weight)
+        positions = mixture.positions
 
         def hook(module, inputs, output):
             out = output.clone()
             out[:, positions, :] = mixed.to(out.dtype).expand(out.shape[0], -1, -1)
             return out
 
-        handle = self.text_encoder.get_input_embeddings().register_forward_hook(hook)
+        handle = embedding.register_forward_hook(hook)
         try:
             yield
         finally:
             handle.remove()
 
-    def encode_ids(self, ids: Tensor, positions: Tensor | None = None, mixed: Tensor | None = None) -> Conditioning:
-        """Encode token ids; ``mixed`` embeddings, if given, replace the ones at ``positions``.
+    def encode_ids(self, ids: Tensor, mixture: TokenMixture | None = None) -> Conditioning:
+        """Encode token ids; a ``mixture``, if given, replaces the token embeddings at its positions.
 
         The mixture goes *through* the text encoder (the authors' release skipped it).
         """
-        with self._mixed_embeddings(positions, mixed):
+        with self.mixed_embeddings(self.text_encoder, mixture):
             hidden = self.text_encoder(ids.to(self.device))[0]
         return Conditioning(hidden.to(self.dtype))
 
@@ -218,7 +261,16 @@ class StableDiffusionModel:
 
     def decode(self, latents: Tensor) -> Tensor:
         """Latent x0 to [0, 1] images; keeps gradients if the caller does."""
-        latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+        config = self.vae.config
+        latents = latents.to(self.vae.dtype)
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:  # VAEs that normalise latents per channel
+            shape = (1, len(mean), 1, 1)
+            mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
+            std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
+            latents = latents * std / config.scaling_factor + mean
+        else:
+            latents = latents / config.scaling_factor
         image = self.vae.decode(latents).sample
         return (image.float() / 2 + 0.5).clamp(0, 1)
 

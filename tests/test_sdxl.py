@@ -1,0 +1,179 @@
+"""SDXL: both text encoders get the relaxed word, the pooled embedding and time ids reach the
+UNet, and everything above the adapter (estimators, solvers, batch runner, CLI) runs unchanged."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import dpo_diff
+from dpo_diff.cli import app
+from dpo_diff.errors import ModelNotFoundError
+from dpo_diff.estimators import FullEstimator, ShortcutEstimator
+from dpo_diff.objectives import ClipLoss
+from dpo_diff.pipelines import StableDiffusionXLModel, TokenMixture, make_model
+from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
+from dpo_diff.sampling import SamplingConfig
+from dpo_diff.spaces import build_space
+
+PROMPT = "a big red cat on the left"
+
+
+@pytest.fixture(scope="module")
+def xl():
+    return dpo_diff.load("tiny-sdxl", device="cpu")
+
+
+def test_tiny_sdxl_is_an_sdxl_pipeline(xl):
+    from diffusers import StableDiffusionXLPipeline
+
+    assert isinstance(xl.model, StableDiffusionXLModel)
+    assert isinstance(xl.model.pipe, StableDiffusionXLPipeline)
+    assert xl.model.tokenizer_2.pad_token == "!"  # as in SDXL base
+
+
+def test_encoding_equals_the_pipelines_own(xl):
+    model = xl.model
+    pe, npe, pooled, npooled = model.pipe.encode_prompt(
+        PROMPT, device="cpu", do_classifier_free_guidance=True, negative_prompt="small, blurry"
+    )
+    cond, uncond = model.encode([PROMPT]), model.encode(["small, blurry"])
+    assert cond.embeds.shape[-1] == 64  # both encoders side by side
+    assert torch.equal(cond.embeds, pe) and torch.equal(cond.pooled, pooled)
+    assert torch.equal(uncond.embeds, npe) and torch.equal(uncond.pooled, npooled)
+    # no negative prompt: zeros, as the pipeline does with force_zeros_for_empty_prompt
+    _, npe, _, npooled = model.pipe.encode_prompt(PROMPT, device="cpu", do_classifier_free_guidance=True)
+    empty = model.encode([""])
+    assert torch.equal(empty.embeds, npe) and torch.equal(empty.pooled, npooled)
+    assert not empty.embeds.any()
+
+
+@pytest.mark.parametrize("negative", ["small, blurry", ""])
+def test_generated_images_equal_the_pipelines(xl, negative):
+    model = xl.model
+    ours = model.generate(model.encode([PROMPT]), model.encode([negative]), [3], steps=4, guidance=5.0)
+    theirs = model.pipe(
+        PROMPT, negative_prompt=negative or None, num_inference_steps=4, guidance_scale=5.0,
+        generator=torch.Generator().manual_seed(3), output_type="pt",
+    ).images
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_one_hot_mixture_reproduces_both_encoders_exactly(xl):
+    model = xl.model
+    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    k = tspace.mask.shape[1]
+    for choice in (space.initial_choice, tuple(1 for _ in space.slots)):
+        cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, k))
+        positive, negative = space.render(choice)
+        real, real_neg = model.encode([positive]), model.encode([negative])
+        assert torch.equal(cond.embeds, real.embeds) and torch.equal(cond.pooled, real.pooled)
+        if negative:
+            assert torch.equal(uncond.embeds, real_neg.embeds) and torch.equal(uncond.pooled, real_neg.pooled)
+    # the empty candidate fills its place with "!", never end-of-text (the second encoder pools there)
+    assert model.filler_token_id == model.tokenizer.convert_tokens_to_ids("!")
+
+
+@pytest.mark.parametrize("estimator", [ShortcutEstimator(1), FullEstimator(), FullEstimator(checkpoint=True)])
+def test_gradients_reach_the_logits_through_both_encoders(xl, estimator):
+    model = xl.model
+    space = build_space(PROMPT, "synonym+antonym", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    relaxed = RelaxedChoice(tspace.mask)
+    grads = {}
+    original = model.mixed_embeddings
+    for which in ("text_encoder", "text_encoder_2"):  # each encoder alone carries gradient
+        weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(0))
+        other = model.text_encoder_2 if which == "text_encoder" else model.text_encoder
+
+        def only_one(encoder, mixture, other=other):
+            if encoder is other:
+                mixture = TokenMixture(mixture.positions, mixture.candidate_ids, mixture.weights.detach())
+            return original(encoder, mixture)
+
+        model.mixed_embeddings = only_one
+        try:
+            sampling = SamplingConfig((0,), steps=3, guidance=7.5)
+            loss = estimator.loss(
+                model, sampling, ClipLoss(xl.scorer, PROMPT), lambda: encode_relaxed(model, tspace, weights), t=25
+            )
+            (g,) = torch.autograd.grad(loss, relaxed.logits)
+        finally:
+            del model.mixed_embeddings
+        grads[which] = g
+        assert torch.isfinite(g).all() and g[tspace.mask].abs().sum() > 0
+    assert not torch.allclose(grads["text_encoder"], grads["text_encoder_2"])
+
+
+def test_pooled_embedding_and_time_ids_reach_the_unet(xl):
+    model = xl.model
+    cond = model.encode([PROMPT])
+    x = torch.randn(1, 4, 16, 16)
+    t = torch.tensor(500)
+    with torch.no_grad():
+        base = model.model_output(x, t, cond, None, 1.0)
+        other = model.model_output(x, t, type(cond)(cond.embeds, torch.zeros_like(cond.pooled)), None, 1.0)
+    assert not torch.allclose(base, other)
+    assert model.unet_kwargs(cond)["added_cond_kwargs"]["time_ids"].tolist() == [[32, 32, 0, 0, 32, 32]]
+
+
+@pytest.mark.parametrize("solver", ["random", "epo", "gpo", "hybrid"])
+def test_every_solver_runs_on_sdxl(xl, solver):
+    result = dpo_diff.enhance(PROMPT, model=xl, solver=solver, budget=160, seeds=1, steps=3, iterations=2)
+    assert result.cost <= 160
+    assert result.best.loss <= result.initial.loss
+    assert result.model == "tiny-sdxl"
+
+
+def test_sdxl_attack_and_batch_from_the_cli(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "attack"
+    res = runner.invoke(app, [
+        "attack", PROMPT, "--model", "tiny-sdxl", "--steps", "3", "--budget", "60", "--min-similarity", "0",
+        "--out", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "result.json").read_text())
+    assert data["model"] == "tiny-sdxl" and data["best"]["loss"] >= data["initial"]["loss"]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red cat\na blue dog on the left\n")
+    res = runner.invoke(app, [
+        "run", str(prompts), "--model", "tiny-sdxl", "--steps", "2", "--budget", "40", "--out", str(tmp_path / "b"),
+    ])
+    assert res.exit_code == 0, res.output
+    from dpo_diff.batch import ResultStore
+
+    store = ResultStore.open_existing(tmp_path / "b")
+    try:
+        assert store.counts() == {"done": 2}
+    finally:
+        store.close()
+
+
+def test_tokenizers_with_other_vocabularies_are_refused(xl):
+    pipe = xl.model.pipe
+    vocab = dict(pipe.tokenizer.get_vocab())
+    vocab["cat</w>"], vocab["dog</w>"] = vocab["dog</w>"], vocab["cat</w>"]
+
+    class SwappedTokenizer:
+        def __getattr__(self, name):
+            return getattr(pipe.tokenizer_2, name)
+
+        def get_vocab(self):
+            return vocab
+
+    class OddPipeline:
+        tokenizer_2 = SwappedTokenizer()
+
+        def __getattr__(self, name):
+            return getattr(pipe, name)
+
+    with pytest.raises(ModelNotFoundError, match="different vocabularies"):
+        StableDiffusionXLModel(OddPipeline(), "odd-sdxl")
+
+
+def test_other_pipelines_are_refused_in_one_line():
+    with pytest.raises(ModelNotFoundError, match="supports StableDiffusionPipeline"):
+        make_model(object(), "some-video-model")
