@@ -70,3 +70,31 @@ def test_compare_reports_the_judge_on_the_world(tmp_path):
                              seeds=1, iterations=2)
     assert all(r["best_faithfulness"] is not None and 0 <= r["best_faithfulness"] <= 1 for r in report["runs"])
     assert report["summary"][0]["initial_faithfulness"] is not None
+
+
+def test_scorer_judge_agreement_on_generated_pictures(tmp_path):
+    _world_or_skip()
+    from dpo_diff.models import bundled_models
+    from dpo_diff.world.quality import held_out_scenes, scorer_judge_agreement, write_card
+
+    engine = dpo_diff.load("world", device="cpu")
+    scenes = held_out_scenes(6)
+    report = scorer_judge_agreement(engine, scenes, seeds=(0, 1))  # 12 pictures, CFG 7.5, 20 DDIM steps
+    attributes, pairs = report["attributes"], report["pairs"]
+    assert set(attributes) == {"color", "shape", "size", "position"}
+    chance = {"color": 1 / 8, "shape": 1 / 3, "size": 1 / 2, "position": 1 / 5}
+    for name, row in attributes.items():
+        assert 0 < row["images"] <= 12 and 0 <= row["mistakes"] <= row["images"]
+        assert 0 <= row["agree"] <= 1 and row["agree"] > chance[name], (name, row)
+        assert (row["agree_on_mistakes"] is None) == (row["mistakes"] == 0)
+        assert row["agree_on_mistakes"] is None or 0 <= row["agree_on_mistakes"] <= 1
+    assert pairs["pairs_total"] == 6 and 0 <= pairs["pairs"] <= 6
+    assert (pairs["agree"] is None) == (pairs["pairs"] == 0) and (pairs["agree"] is None or 0 <= pairs["agree"] <= 1)
+
+    # the card shows it beside the shipped numbers
+    folder = tmp_path / "card"
+    folder.mkdir()
+    shipped = json.loads((bundled_models()["world"] / "quality.json").read_text())
+    card = write_card(folder, {**shipped, "scorer_judge_agreement": report}).read_text()
+    assert "## Scorer vs judge on generated pictures" in card and "chance 50 %" in card
+    assert json.loads((folder / "quality.json").read_text())["scorer_judge_agreement"] == report

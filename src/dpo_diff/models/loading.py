@@ -86,7 +86,7 @@ def _load_error(name: str, what: str, err: Exception) -> ModelNotFoundError:
 def load_pipeline(name: str, device: torch.device, dtype: torch.dtype | None = None):
     """A diffusers pipeline from a preset name, a Hub id or a local folder."""
     if name in PRESETS:
-        pipe = build_preset_pipeline(name)
+        pipe = build_preset_pipeline(name, device=device)
         return pipe.to(device) if dtype in (None, torch.float32) else pipe.to(device=device, dtype=dtype)
     name = str(bundled_models().get(name, name))  # a bundled model loads like any local folder
     _check_source(name, "model")
@@ -129,8 +129,19 @@ def load_clip_preprocessing(name: str):
     """(tokenizer, image preprocessing settings) of a CLIP checkpoint, without its weights."""
     from transformers import CLIPImageProcessor, CLIPTokenizer
 
+    folder = Path(name).expanduser()
+    tokenizer_from = name
+    if folder.is_dir() and not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        # a scorer folder inside a pipeline folder (the bundled world) shares the pipeline's tokenizer
+        sibling = folder.parent / "tokenizer"
+        tokenizer_from = str(sibling) if sibling.is_dir() else None
     try:
-        tokenizer = CLIPTokenizer.from_pretrained(name)
+        if tokenizer_from is None:
+            from .clip_bpe import clip_tokenizer
+
+            tokenizer = clip_tokenizer()
+        else:
+            tokenizer = CLIPTokenizer.from_pretrained(tokenizer_from)
         processor = CLIPImageProcessor.from_pretrained(name)
     except Exception as err:
         raise _load_error(name, "scorer", err) from err

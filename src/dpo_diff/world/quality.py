@@ -5,11 +5,15 @@
   that changes only that attribute?
 - the generator's judged faithfulness on held-out prompts with common words (CFG 7.5),
 - the drop when the same prompts use the rare synonyms,
-- the effect of a negative prompt naming a wrong or the right attribute.
+- the effect of a negative prompt naming a wrong or the right attribute,
+- how often the scorer agrees with the judge on generated pictures: per attribute (which
+  caption variant the scorer finds closest vs. what the judge reads), and per pair of
+  pictures of one prompt (does the lower CLIP loss go with the higher judged faithfulness?).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import replace
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..objectives import spherical_distance
 from .judge import ATTRIBUTES, faithfulness, read
 from .scenes import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, caption, random_scene, render
 
@@ -79,6 +84,82 @@ def judged(images, scenes) -> dict[str, float]:
     return out
 
 
+@torch.no_grad()
+def scorer_judge_agreement(
+    engine, scenes: list[Scene], images_by_seed: list[np.ndarray] | None = None, seeds: tuple[int, ...] = (0, 1)
+) -> dict:
+    """How often the CLIP scorer agrees with the pixel judge on generated single-object pictures.
+
+    ``images_by_seed[k][i]`` is a picture generated for ``caption(scenes[i])`` with the k-th seed
+    (CFG 7.5, no negative prompt); without it, they are generated here, one set per seed in ``seeds``.
+
+    - ``attributes``: per attribute, over pictures where the judge sees an object, the share where
+      the caption variant the scorer finds closest (only that attribute changed, as in
+      :func:`scorer_accuracy`) names the value the judge reads (``agree``); the same share over
+      pictures where the judge reads a value the prompt did not ask for (``agree_on_mistakes``: does
+      the scorer see the generator's mistake?); and the counts of both.
+    - ``pairs``: for two pictures of one prompt (different seeds) whose judged faithfulness differs,
+      the share where the lower CLIP loss (spherical distance to the prompt, the optimizer's
+      objective) goes with the higher faithfulness; a tie in loss counts half. Chance is 0.5.
+    """
+    scorer = engine.scorer
+    prompts = [caption(s) for s in scenes]
+    if images_by_seed is None:
+        images_by_seed = [generate(engine, prompts, [""] * len(prompts), seed) for seed in seeds]
+    prompt_emb = scorer.encode_text(prompts)
+    variant_emb = {}  # (object, attribute) -> (variants, normalised text embeddings)
+    for scene in scenes:
+        obj = scene.objects[0]
+        for a in ATTRIBUTES:
+            if (obj, a) not in variant_emb:
+                options = _variants(obj, a)
+                emb = scorer.encode_text([caption(Scene((o,))) for o in options])
+                variant_emb[obj, a] = options, torch.nn.functional.normalize(emb, dim=-1)
+    counts = {a: {"read": 0, "agree": 0, "mistakes": 0, "agree_on_mistakes": 0} for a in ATTRIBUTES}
+    losses, faiths = [], []
+    for images in images_by_seed:
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        image_emb = torch.cat([scorer.encode_images(chunk) for chunk in x.split(64)])
+        losses.append(spherical_distance(image_emb, prompt_emb).cpu().numpy())
+        faiths.append(np.array([faithfulness(i, s) for i, s in zip(images, scenes)]))
+        image_emb = torch.nn.functional.normalize(image_emb, dim=-1)
+        for emb, image, scene in zip(image_emb, images, scenes):
+            seen = read(image, 1)
+            if not seen:
+                continue
+            obj = scene.objects[0]
+            for a in ATTRIBUTES:
+                options, text_emb = variant_emb[obj, a]
+                pick = getattr(options[int((text_emb @ emb.to(text_emb.device)).argmax())], a)
+                judge, agree = getattr(seen[0], a), pick == getattr(seen[0], a)
+                c = counts[a]
+                c["read"] += 1
+                c["agree"] += agree
+                if judge != getattr(obj, a):
+                    c["mistakes"] += 1
+                    c["agree_on_mistakes"] += agree
+    attributes = {
+        a: {"agree": c["agree"] / max(1, c["read"]), "images": c["read"],
+            "agree_on_mistakes": c["agree_on_mistakes"] / c["mistakes"] if c["mistakes"] else None,
+            "mistakes": c["mistakes"]}
+        for a, c in counts.items()
+    }
+    pairs = total = 0
+    agree = 0.0
+    for j, k in itertools.combinations(range(len(images_by_seed)), 2):
+        for i in range(len(scenes)):
+            total += 1
+            df, dl = faiths[j][i] - faiths[k][i], losses[j][i] - losses[k][i]
+            if df == 0:
+                continue
+            pairs += 1
+            agree += 0.5 if dl == 0 else float((df > 0) == (dl < 0))
+    return {
+        "attributes": attributes,
+        "pairs": {"agree": agree / pairs if pairs else None, "pairs": pairs, "pairs_total": total},
+    }
+
+
 def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
     scenes = held_out_scenes(n)
     report: dict = {
@@ -92,8 +173,10 @@ def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
     rows["two_objects"] = []
     small = [i for i, s in enumerate(scenes) if s.objects[0].size == "small"]
     neg = {"size_no_negative": [], "size_negative_large": [], "size_negative_small": []}
+    common_images = []
     for seed in seeds:
         images = generate(engine, common, [""] * len(common), seed)
+        common_images.append(images)
         rows["common"].append(judged(images, scenes))
         rows["rare_subset_common"].append(judged(images[rare_idx], [scenes[i] for i in rare_idx]))
         rare_images = generate(engine, [_rare(common[i]) for i in rare_idx], [""] * len(rare_idx), seed)
@@ -106,6 +189,7 @@ def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
             neg[key].append(float(np.mean([bool(r) and r[0].size == "small" for r in (read(x, 1) for x in imgs)])))
     report["generator"] = {k: {m: float(np.mean([r[m] for r in v])) for m in v[0]} for k, v in rows.items()}
     report["negative_prompt"] = {k: float(np.mean(v)) for k, v in neg.items()}
+    report["scorer_judge_agreement"] = scorer_judge_agreement(engine, scenes, common_images)
     report["n"] = {"held_out_single": n, "rare_subset": len(rare_idx), "two_object": len(two), "seeds": list(seeds)}
     return report
 
@@ -119,7 +203,8 @@ on a light grey background, some blurry or noisy, with English template captions
 learns them badly: room for meaning-preserving attacks. Exact Stable Diffusion component classes:
 `UNet2DConditionModel`, `AutoencoderKL` (32x32 -> 8x8x4), `CLIPTextModel` with the real CLIP BPE
 tokenizer, DDIM; plus a separate CLIP scorer (`scorer/`, its own seed, trained longer, half of its
-pictures VAE reconstructions). Weights are fp16 safetensors, loaded like any diffusers folder.
+pictures VAE reconstructions; it reads text with the pipeline's `tokenizer/`). Weights are fp16
+safetensors, loaded like any diffusers folder.
 
 Training: {train_seconds} s on {threads} CPU threads ({parts}); VAE reconstruction PSNR {psnr} dB.
 Config: `training.json`. Numbers below: `dpo-diff world card` ({n_single} held-out single-object prompts,
@@ -145,6 +230,22 @@ seeds {seeds}, CFG 7.5, DDIM 20 steps, judged by the pixel judge `dpo_diff.world
 | none | {np_none} |
 | "large" (a wrong attribute) | {np_large} |
 | "small" (the right attribute) | {np_small} |
+{agreement}"""
+
+AGREEMENT = """
+## Scorer vs judge on generated pictures
+The held-out pictures above (common words, {n_seeds} seeds): for each attribute, the caption variant
+the scorer finds closest (only that attribute changed) against the value the judge reads; pictures
+where the judge sees no object are left out.
+
+| pictures | color | shape | size | position |
+|---|---|---|---|---|
+| all the judge reads | {ag_color} | {ag_shape} | {ag_size} | {ag_position} |
+| judge reads a value the prompt did not ask for | {am_color} | {am_shape} | {am_size} | {am_position} |
+| chance (a value at random) | {ch_color} | {ch_shape} | {ch_size} | {ch_position} |
+
+Pairs of pictures of one prompt (two seeds) whose judged faithfulness differs ({pairs} of {pairs_total}):
+the lower CLIP loss goes with the more faithful picture in {pairs_agree} of them (chance 50 %).
 """
 
 
@@ -168,7 +269,25 @@ def write_card(folder: str | Path, report: dict) -> Path:
         fields.update({f"{prefix}_{a}": pct(report[key][a]) for a in ATTRIBUTES})
     for prefix, key in (("gc", "common"), ("grc", "rare_subset_common"), ("grr", "rare_subset_rare")):
         fields.update({f"{prefix}_{a}": pct(g[key][a]) for a in (*ATTRIBUTES, "faithfulness")})
+    fields["agreement"] = _agreement_section(report, pct)
     (folder / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     path = folder / "README.md"
     path.write_text(CARD.format(**fields))
     return path
+
+
+def _agreement_section(report: dict, pct) -> str:
+    """The card's scorer-vs-judge section, empty for a report measured without it."""
+    agreement = report.get("scorer_judge_agreement")
+    if not agreement:
+        return ""
+    att, pairs = agreement["attributes"], agreement["pairs"]
+    values = {"color": COLORS, "shape": SHAPES, "size": SIZES, "position": POSITIONS}
+    fields = {"n_seeds": len(report["n"]["seeds"]), "pairs": pairs["pairs"], "pairs_total": pairs["pairs_total"],
+              "pairs_agree": "-" if pairs["agree"] is None else pct(pairs["agree"])}
+    for a in ATTRIBUTES:
+        fields[f"ag_{a}"] = f"{pct(att[a]['agree'])} of {att[a]['images']}"
+        mistakes = att[a]["agree_on_mistakes"]
+        fields[f"am_{a}"] = "-" if mistakes is None else f"{pct(mistakes)} of {att[a]['mistakes']}"
+        fields[f"ch_{a}"] = pct(1 / len(values[a]))
+    return AGREEMENT.format(**fields)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -57,13 +58,37 @@ def make_data(n: int, seed: int) -> tuple[torch.Tensor, list[Scene]]:
 
 
 def _loop(name: str, steps: int, step: Callable[[int], float], log: Log) -> None:
+    """Run ``steps`` training steps: a progress bar on a terminal's stderr, and a ``log`` line every 10 %.
+
+    The bar (phase name, steps, rate, the last loss) shows only when stderr is a terminal; the
+    log lines always go to ``log``, written around the bar so neither garbles the other.
+    """
+    from tqdm import tqdm  # installed with transformers and huggingface_hub
+
     start, recent = time.perf_counter(), []
-    for i in range(steps):
-        recent.append(step(i))
-        if (i + 1) % max(1, steps // 10) == 0 or i + 1 == steps:
-            rate = (i + 1) / (time.perf_counter() - start)
-            log(f"{name}: step {i + 1}/{steps}, loss {np.mean(recent):.4f}, {rate:.1f} steps/s")
-            recent = []
+    with tqdm(total=steps, desc=name, unit="step", file=sys.stderr, disable=not _stderr_is_terminal(),
+              dynamic_ncols=True, leave=False) as bar:
+        for i in range(steps):
+            loss = step(i)
+            recent.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update(1)
+            if (i + 1) % max(1, steps // 10) == 0 or i + 1 == steps:
+                rate = (i + 1) / (time.perf_counter() - start)
+                line = f"{name}: step {i + 1}/{steps}, loss {np.mean(recent):.4f}, {rate:.1f} steps/s"
+                if bar.disable:
+                    log(line)
+                else:
+                    with bar.external_write_mode(file=sys.stderr):
+                        log(line)
+                recent = []
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr (test runners, pipes)
+        return False
 
 
 def train_vae(images: torch.Tensor, cfg: TrainConfig, log: Log):
@@ -243,7 +268,7 @@ def train_world(out: str | Path, cfg: TrainConfig | None = None, log: Log = prin
     )
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     scorer.to(torch.float16).save_pretrained(out / "scorer", safe_serialization=True)
-    clip_tokenizer().save_pretrained(out / "scorer")
+    # the scorer reads text with the pipeline's tokenizer (../tokenizer): one copy, not two
     CLIPImageProcessor(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
         image_mean=MEAN.flatten().tolist(), image_std=STD.flatten().tolist(),
