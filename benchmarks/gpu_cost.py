@@ -13,8 +13,9 @@ across machines. On a CPU there is no peak-memory counter: the table shows "-" t
 ``--quick`` runs everything at a small resolution with few steps so that a test exercises it.
 
 Memory savers that keep results exact are on by default: PyTorch SDPA attention (diffusers'
-default processor), sampling without autograd, VAE decoding in slices of ``--decode-batch``
-images, and batched candidate evaluation (``--eval-batch``).
+default processor), sampling without autograd, VAE decoding in slices of 8 images, and batched
+candidate evaluation (``--eval-batch``). The SD-1.5 preset samples with DDIM (the release ships
+PNDM, which makes one more UNet call per run).
 
     python benchmarks/gpu_cost.py --device cuda                       # SD-1.5 512 px and SDXL 1024 px
     python benchmarks/gpu_cost.py --device cuda --models sd15 --steps 20,50
@@ -74,8 +75,11 @@ class Meter:
         return False
 
 
+OOM_SIGNS = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed", "cudnn_status_not_supported")
+
+
 def _oom(err: BaseException) -> bool:
-    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+    return isinstance(err, torch.cuda.OutOfMemoryError) or any(sign in str(err).lower() for sign in OOM_SIGNS)
 
 
 def gradient_row(engine, tspace, objective, estimator, steps: int, t: int, repeats: int) -> dict:
@@ -109,6 +113,7 @@ def generation_row(engine, space, objective, steps: int, population: int, batch:
     if warm_up:
         problem.evaluate(choices[:1])
         problem.evaluated.clear()
+        model.meter = CostMeter()
     with Meter(model.device) as m:
         problem.evaluate(choices)
     return {"seconds": m.seconds, "peak_mib": m.peak_mib, "unet_passes": model.meter.used, "candidates": len(choices)}
@@ -189,10 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",") if x.strip()]  # noqa: E731
     args.steps, args.full_steps = ints(args.steps), ints(args.full_steps)
+    if not args.steps:
+        parser.error("--steps needs at least one step count")
     if args.quick:
         args.steps, args.full_steps, args.eval_steps = [2, 4], [2], 2
         args.population, args.eval_batch, args.budget, args.repeats = 4, 4, 40, 1
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # peak-memory counters and timers read the current device
     args.device = str(device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(
         args.dtype, torch.float16 if device.type == "cuda" else torch.float32

@@ -51,6 +51,25 @@ def test_shortcut_is_the_full_gradient_when_it_covers_every_step(engine, turbo, 
         assert short_grad.abs().sum() > 0
 
 
+def test_one_step_shortcut_scores_what_an_evaluation_scores(turbo):
+    """At 1 step a one-hot relaxed choice's shortcut loss is the loss of generating and scoring it."""
+    from dpo_diff.problem import Problem
+    from dpo_diff.relaxation import one_hot
+
+    model = turbo.model
+    space = build_space(PROMPT, "synonym", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    sampling = SamplingConfig((0, 1), steps=1, guidance=0.0)
+    objective = ClipLoss(turbo.scorer, PROMPT)
+    for choice in (space.initial_choice, tuple(n - 1 for n in space.sizes)):
+        weights = one_hot(space, choice, tspace.mask.shape[1])
+        with torch.no_grad():
+            relaxed = ShortcutEstimator(1).loss(model, sampling, objective, lambda: encode_relaxed(model, tspace, weights), 25)
+        problem = Problem(model, space, objective, sampling)
+        ((_, scored),) = problem.evaluate([choice])
+        assert float(relaxed) == pytest.approx(scored, abs=1e-5)
+
+
 def test_t_beyond_the_last_step_takes_the_last_step():
     assert to_run_steps(49, steps=4, k=1) == 3
     assert to_run_steps(49, steps=1, k=1) == 0

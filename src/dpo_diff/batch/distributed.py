@@ -25,6 +25,7 @@ from .sources import PromptRecord
 
 MAX_ATTEMPTS = 3
 ACTOR_NAME = "PromptWorker"
+SETUP_TIMEOUT_S = float(os.environ.get("DPO_DIFF_RAY_SETUP_TIMEOUT", 1800))  # loading SDXL on a cold node is slow
 
 
 def require_ray():
@@ -98,43 +99,62 @@ def run_on_ray(
 ) -> Iterator:
     """Yield each prompt's :class:`~dpo_diff.batch.runner.PromptOutcome` as an actor finishes it."""
     ray = require_ray()
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray.exceptions import GetTimeoutError, RayError, RayTaskError
 
     options = dict(options)
     device = options.pop("device", None)
+    if actors is not None and actors < 1:
+        raise DpoDiffError(f"--actors must be at least 1, not {actors}")
     started_ray = _connect(ray, address)
-    resources = ray.cluster_resources()
-    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    count = actors or (gpus if gpus else max(1, cpus // 4))
-    if count < 1:
-        raise DpoDiffError(f"--actors must be at least 1, not {count}")
-    count = min(count, len(todo))
-    if gpus:
-        remote = ray.remote(num_gpus=1, num_cpus=1)(PromptWorker)
-        device = device or "cuda"
-        threads = None
-    else:
-        remote = ray.remote(num_cpus=1)(PromptWorker)
-        device = device or "cpu"
-        threads = max(1, cpus // count)
-    remote = remote.options(max_restarts=0)  # the driver replaces a lost actor itself
+    try:
+        resources = ray.cluster_resources()
+        free = ray.available_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+        count = min(actors or (gpus if gpus else max(1, cpus // 4)), len(todo))
+        if gpus:
+            if device not in (None, "cuda"):
+                raise DpoDiffError("with Ray each actor gets one GPU of its own: leave --device out")
+            unit, slots, threads, device = {"num_gpus": 1, "num_cpus": 1}, int(free.get("GPU", 0)), None, "cuda"
+        else:  # CPU actors share the cluster's CPUs, each reserving the threads it runs
+            threads = max(1, cpus // count)
+            unit, slots, device = {"num_cpus": threads}, int(free.get("CPU", 0)) // threads, device or "cpu"
+        if slots < 1:
+            raise DpoDiffError(f"the Ray cluster has no free {'GPU' if gpus else 'CPU'} for an actor now")
+        if count > slots:
+            on_event(f"--actors {count}: only {slots} free {'GPU' if gpus else 'CPU'} slot(s) in the cluster; using {slots}")
+            count = slots
+    except BaseException:
+        if started_ray:
+            ray.shutdown()
+        raise
+    remote = ray.remote(**unit)(PromptWorker).options(max_restarts=0)  # the driver replaces a lost actor itself
     scorer = options.get("scorer")
 
-    def start_actor():
-        actor = remote.remote()
+    def start_actors(n: int) -> list:
+        """Start ``n`` actors and load the model in all of them at once; a one-line error if they cannot."""
+        new = [remote.remote() for _ in range(n)]
         try:
-            ray.get(actor.setup.remote(model, scorer, device, threads))
+            ray.get([a.setup.remote(model, scorer, device, threads) for a in new], timeout=SETUP_TIMEOUT_S)
         except RayTaskError as err:
-            ray.kill(actor)
+            _kill(ray, new)
             raise _task_error(err) from None
-        return actor
+        except GetTimeoutError:
+            _kill(ray, new)
+            raise DpoDiffError(
+                f"Ray actors did not load the model within {SETUP_TIMEOUT_S:.0f} s (no free resources, or a slow "
+                "download?); finished prompts are stored: rerun to resume"
+            ) from None
+        except RayError as err:
+            _kill(ray, new)
+            raise DpoDiffError(f"a Ray actor died while loading the model: {_first_line(err)}") from None
+        return new
 
     pool = []
     pending = deque(todo)
     in_flight: dict = {}
     attempts: dict[str, int] = {}
     try:
-        pool = [start_actor() for _ in range(count)]
+        pool = start_actors(count)
         on_event(f"{count} Ray actor(s) on {'GPU' if gpus else 'CPU'} ({cpus} CPUs, {gpus} GPUs in the cluster)")
 
         def submit(slot: int) -> None:
@@ -149,26 +169,39 @@ def run_on_ray(
             slot, record = in_flight.pop(ready[0])
             try:
                 outcome = ray.get(ready[0])
-            except RayActorError as err:
+            except RayTaskError as err:  # the prompt's run raised: stop as without Ray
+                raise _task_error(err) from None
+            except RayError as err:  # the actor is gone: killed, out of memory, node lost
                 attempts[record.text] = attempts.get(record.text, 0) + 1
                 if attempts[record.text] >= MAX_ATTEMPTS:
                     raise DpoDiffError(
                         f"the prompt {record.text!r} took down {MAX_ATTEMPTS} Ray actors; stopping "
                         "(finished prompts are stored: rerun to resume)"
                     ) from err
-                on_event(f"a Ray actor was lost while running {record.text!r}; replaced it and retried the prompt")
-                ray.kill(pool[slot])
-                pool[slot] = start_actor()
+                on_event(f"a Ray actor was lost while running {record.text!r} ({_first_line(err)}); "
+                         "replaced it and retried the prompt")
+                _kill(ray, [pool[slot]])
+                pool[slot] = start_actors(1)[0]
                 pending.appendleft(record)
                 submit(slot)
                 continue
-            except RayTaskError as err:
-                raise _task_error(err) from None
             if pending:
                 submit(slot)  # before the driver writes: the actor keeps working meanwhile
             yield outcome
     finally:
-        for actor in pool:
-            ray.kill(actor)
+        _kill(ray, pool)
         if started_ray:
             ray.shutdown()
+
+
+def _kill(ray, actors: list) -> None:
+    for actor in actors:
+        try:
+            ray.kill(actor)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__

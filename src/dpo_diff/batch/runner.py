@@ -7,12 +7,13 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import Engine, check_prompt, load, optimize, parse_seeds
 from ..errors import DpoDiffError
-from ..models import default_model
+from ..models import PRESETS, default_model
 from ..outputs import image_files, prepare_out_dir, write_files
 from .sources import PromptRecord, parse_filter
 from .store import ResultStore
@@ -86,6 +87,8 @@ def run_batch(
         defaults = {k: p.default for k, p in inspect.signature(optimize).parameters.items()}
         config = {"task": task, "model": model_name, "filter": filter}
         config.update({k: options.get(k, defaults.get(k)) for k in CONFIG_KEYS})
+        if config["guidance"] is None:  # the model's default, as optimize() resolves it
+            config["guidance"] = PRESETS.get(model_name, {}).get("defaults", {}).get("guidance", 7.5)
         config["seeds"] = parse_seeds(config["seeds"])  # 2, "2" and [0, 1] are one configuration
         store.check_config(config)
         finished = store.finished()
@@ -103,16 +106,17 @@ def run_batch(
         best_change = None
         if progress:
             progress(BatchStatus(done, total, todo[0].text, best_change, time.perf_counter() - started))
-        for outcome in outcomes:
-            row = write_outcome(folder, store, outcome, config)
-            done += 1
-            if row["status"] == "done" and row["initial_loss"] is not None:
-                change = row["initial_loss"] - row["best_loss"]
-                change = change if task == "enhance" else -change
-                best_change = change if best_change is None else max(best_change, change)
-            if progress:
-                current = todo[done - (total - len(todo))].text if done < total else ""
-                progress(BatchStatus(done, total, current, best_change, time.perf_counter() - started))
+        with closing(outcomes):  # stops Ray actors at once if writing fails
+            for outcome in outcomes:
+                row = write_outcome(folder, store, outcome, config)
+                done += 1
+                if row["status"] == "done" and row["initial_loss"] is not None:
+                    change = row["initial_loss"] - row["best_loss"]
+                    change = change if task == "enhance" else -change
+                    best_change = change if best_change is None else max(best_change, change)
+                if progress:
+                    current = todo[done - (total - len(todo))].text if done < total else ""
+                    progress(BatchStatus(done, total, current, best_change, time.perf_counter() - started))
         return store.counts()
     finally:
         store.close()

@@ -268,21 +268,21 @@ def build_preset_pipeline(name: str, prediction_type: str | None = None, device:
     published-size ones (``build_on_device``) are drawn on ``device``, where it is fast.
     """
     cfg = PRESETS[name]
+    sched_cfg = dict(cfg["scheduler"])
+    scheduler_class = SCHEDULERS[sched_cfg.pop("class", "DDIMScheduler")]
+    if prediction_type is not None:
+        sched_cfg["prediction_type"] = prediction_type
+    scheduler = scheduler_class(**sched_cfg)  # on the CPU, as a loaded pipeline's
     with torch.device(device if cfg.get("build_on_device") else "cpu"):
-        return _build_pipeline(cfg, prediction_type)
+        return _build_pipeline(cfg, scheduler)
 
 
-def _build_pipeline(cfg: dict, prediction_type: str | None):
+def _build_pipeline(cfg: dict, scheduler):
     seed = cfg["seed"]
     unet = _seeded(seed, lambda: UNet2DConditionModel(**cfg["unet"]))
     vae = _seeded(seed + 1, lambda: AutoencoderKL(**cfg["vae"]))
     text_config = CLIPTextConfig(**cfg["text_encoder"])
     text_encoder = _seeded(seed + 2, lambda: CLIPTextModel(text_config))
-    sched_cfg = dict(cfg["scheduler"])
-    scheduler_class = SCHEDULERS[sched_cfg.pop("class", "DDIMScheduler")]
-    if prediction_type is not None:
-        sched_cfg["prediction_type"] = prediction_type
-    scheduler = scheduler_class(**sched_cfg)
     if cfg.get("pipeline") == "sdxl":
         config_2 = CLIPTextConfig(**cfg.get("text_encoder_2", cfg["text_encoder"]))
         text_encoder_2 = _seeded(seed + 3, lambda: CLIPTextModelWithProjection(config_2))
@@ -294,6 +294,7 @@ def _build_pipeline(cfg: dict, prediction_type: str | None):
             tokenizer_2=clip_tokenizer(pad_token="!"),  # SDXL's second tokenizer pads with "!"
             unet=unet.eval(),
             scheduler=scheduler,
+            add_watermarker=False,
         )
     else:
         pipe = StableDiffusionPipeline(

@@ -48,9 +48,11 @@ class Conditioning:
     @staticmethod
     def cat(items: Sequence[Conditioning]) -> Conditioning:
         pooled = [c.pooled for c in items]
+        if all(p is None for p in pooled):
+            return Conditioning(torch.cat([c.embeds for c in items]))
         if any(p is None for p in pooled):
-            pooled = None
-        return Conditioning(torch.cat([c.embeds for c in items]), None if pooled is None else torch.cat(pooled))
+            raise ValueError("cannot join conditionings with and without a pooled embedding")
+        return Conditioning(torch.cat([c.embeds for c in items]), torch.cat(pooled))
 
 
 @dataclass
