@@ -70,8 +70,9 @@ def test_one_hot_mixture_reproduces_both_encoders_exactly(xl):
         positive, negative = space.render(choice)
         real, real_neg = model.encode([positive]), model.encode([negative])
         assert torch.equal(cond.embeds, real.embeds) and torch.equal(cond.pooled, real.pooled)
-        if negative:
-            assert torch.equal(uncond.embeds, real_neg.embeds) and torch.equal(uncond.pooled, real_neg.pooled)
+        # the negative too, the empty one (zeros, as the pipeline conditions without one) included
+        assert torch.equal(uncond.embeds, real_neg.embeds) and torch.equal(uncond.pooled, real_neg.pooled)
+    assert space.render(space.initial_choice)[1] == ""
     # the empty candidate fills its place with "!", never end-of-text (the second encoder pools there)
     assert model.filler_token_id == model.tokenizer.convert_tokens_to_ids("!")
 

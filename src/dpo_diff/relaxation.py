@@ -167,6 +167,12 @@ def encode_relaxed(
     if tspace.has_negative:
         neg = TokenMixture(tspace.neg_positions, cand[tspace.neg_slots], weights[tspace.neg_slots])
         uncond = model.encode_ids(tspace.neg_ids, neg)
+        if model.zeros_for_empty_negative:
+            # SDXL conditions on zeros when there is no negative prompt: weigh the encoding by the
+            # probability that some slot says something (each slot's candidate 0 is "nothing"),
+            # so one-hot choices give exactly what is scored, the all-empty one zeros.
+            slots = torch.tensor(tspace.space.negative_slots(), device=weights.device)
+            uncond = uncond.scale(1 - weights[slots, 0].prod())
     else:
         uncond = model.encode([""])
     return cond, uncond

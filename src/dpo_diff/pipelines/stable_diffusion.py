@@ -41,6 +41,9 @@ class Conditioning:
     def detach(self) -> Conditioning:
         return self._map(Tensor.detach)
 
+    def scale(self, factor: Tensor | float) -> Conditioning:
+        return self._map(lambda x: x * factor)
+
     def repeat(self, n: int) -> Conditioning:
         """Each row ``n`` times in a row (candidate-major, seed-minor)."""
         return self._map(lambda x: x.repeat_interleave(n, dim=0))
@@ -118,6 +121,9 @@ class StableDiffusionModel:
     def word_token_ids(self, text: str) -> list[int]:
         """Token ids of ``text`` without start/end tokens."""
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    #: True when the pipeline conditions on zeros, not on an encoded "", when there is no negative prompt
+    zeros_for_empty_negative: bool = False
 
     @property
     def pad_token_id(self) -> int:

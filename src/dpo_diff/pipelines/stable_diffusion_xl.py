@@ -14,7 +14,9 @@ What differs from SD 1.x / 2.x, and what we do about it:
 - **Time ids.** (original size, crop top-left, target size) = (H, W, 0, 0, H, W), as the
   pipeline uses by default.
 - **Empty negative prompt.** With ``force_zeros_for_empty_prompt`` (SDXL base) the pipeline
-  uses zeros when no negative prompt is given; an empty negative prompt here means the same.
+  uses zeros when no negative prompt is given; an empty negative prompt here means the same,
+  and the relaxed negative prompt is scaled by the probability that it is not empty (see
+  :func:`dpo_diff.relaxation.encode_relaxed`), so a one-hot choice is exact here too.
 - **VAE.** SDXL's VAE overflows in fp16 (``force_upcast``); it runs in fp32 then.
 """
 
@@ -46,7 +48,7 @@ class StableDiffusionXLModel(StableDiffusionModel):
                 f"'{name}': the two SDXL tokenizers have different vocabularies; dpo-diff relaxes one token "
                 "per word in both encoders and needs them to agree"
             )
-        self.force_zeros = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
+        self.force_zeros = self.zeros_for_empty_negative = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
         time_ids = self._time_ids()
         pooled_dim = int(self.text_encoder_2.config.projection_dim)
         expected = self.unet.add_embedding.linear_1.in_features
