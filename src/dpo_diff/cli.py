@@ -28,7 +28,10 @@ out = console = Console(highlight=False)
 # Options shared by `enhance` and `attack` (declared once, used in both signatures).
 Model = Annotated[
     Optional[str],
-    typer.Option(help="world (bundled, the default when installed), tiny, a Hugging Face Hub id, or a local pipeline folder."),
+    typer.Option(
+        help="world (bundled, the default when installed), a preset (tiny, tiny-sdxl, tiny-sdxl-turbo, sd15-random, "
+        "sdxl-random), a Hugging Face Hub id (SD 1.x/2.x, SDXL, Turbo) or a local pipeline folder."
+    ),
 ]
 Space = Annotated[Optional[str], typer.Option(help="synonym | antonym | nplib | antonym+nplib (default: by task).")]
 SolverOpt = Annotated[str, typer.Option("--solver", help="random | epo | gpo | hybrid")]
