@@ -8,13 +8,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gradient_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "gradient_cost.json"
-    monkeypatch.setattr(sys, "argv", ["gradient_cost.py", "--quick", "--json", str(out)])
+def _run_script(monkeypatch, name: str, *args: str) -> None:
+    """Run benchmarks/<name>.py as `python benchmarks/<name>.py ARGS` would; it must exit 0."""
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
     try:
-        runpy.run_path(str(ROOT / "benchmarks" / "gradient_cost.py"), run_name="__main__")
+        runpy.run_path(str(ROOT / "benchmarks" / f"{name}.py"), run_name="__main__")
     except SystemExit as exit_:
         assert exit_.code == 0
+
+
+def test_gradient_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "gradient_cost.json"
+    _run_script(monkeypatch, "gradient_cost", "--quick", "--json", str(out))
     rows = json.loads(out.read_text())["rows"]
     assert {(r["steps"], r["estimator"]) for r in rows} == {
         (s, e) for s in (5, 10) for e in ("shortcut", "full", "full-checkpoint")
@@ -32,11 +37,7 @@ def test_world_study_quick(tmp_path, monkeypatch, capsys):
     if "world" not in bundled_models():
         pytest.skip("the bundled world is not installed")
     out = tmp_path / "study"
-    monkeypatch.setattr(sys, "argv", ["world_study.py", "--study", "solvers", "--quick", "--seeds", "1", "--out", str(out)])
-    try:
-        runpy.run_path(str(ROOT / "benchmarks" / "world_study.py"), run_name="__main__")
-    except SystemExit as exit_:
-        assert exit_.code == 0
+    _run_script(monkeypatch, "world_study", "--study", "solvers", "--quick", "--seeds", "1", "--out", str(out))
     report = json.loads((out / "compare.json").read_text())
     assert {s["solver"] for s in report["summary"]} == {"random", "hybrid"}
     assert all(s["faithfulness"] is not None for s in report["summary"])
@@ -46,11 +47,7 @@ def test_world_study_quick(tmp_path, monkeypatch, capsys):
 def test_gpu_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
     """CPU smoke run: the SD-1.5 config (random weights) at 64 px and tiny-sdxl, every row kind."""
     out = tmp_path / "gpu_cost.json"
-    monkeypatch.setattr(sys, "argv", ["gpu_cost.py", "--quick", "--json", str(out)])
-    try:
-        runpy.run_path(str(ROOT / "benchmarks" / "gpu_cost.py"), run_name="__main__")
-    except SystemExit as exit_:
-        assert exit_.code == 0
+    _run_script(monkeypatch, "gpu_cost", "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     rows = data["rows"]
     for model in ("sd15", "sdxl"):

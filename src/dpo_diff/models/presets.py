@@ -26,42 +26,49 @@ from .clip_bpe import VOCAB_SIZE, clip_tokenizer
 
 _CLIP_TOKENS = {"vocab_size": VOCAB_SIZE, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
 
+# diffusers' get_dummy_components() sizes: 32x32 images, 16x16x4 latents
+_TINY_VAE = {
+    "block_out_channels": (16, 32),
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    "latent_channels": 4,
+    "norm_num_groups": 8,
+    "sample_size": 32,
+}
+_TINY_UNET = {
+    "block_out_channels": (32, 64),
+    "layers_per_block": 1,
+    "sample_size": 16,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+}
+_TINY_TEXT = {
+    **_CLIP_TOKENS,
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 4,
+    "max_position_embeddings": 77,
+    "layer_norm_eps": 1e-5,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Mirrors diffusers' own get_dummy_components() for StableDiffusionPipeline, with the real
     # tokenizer's vocabulary. 32x32 images, 16x16x4 latents.
     "tiny": {
         "seed": 0,
         "unet": {
-            "block_out_channels": (32, 64),
-            "layers_per_block": 1,
-            "sample_size": 16,
-            "in_channels": 4,
-            "out_channels": 4,
-            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-            "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+            **_TINY_UNET,
             "cross_attention_dim": 32,
             "attention_head_dim": 8,
             "norm_num_groups": 8,
         },
-        "vae": {
-            "block_out_channels": (16, 32),
-            "in_channels": 3,
-            "out_channels": 3,
-            "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            "latent_channels": 4,
-            "norm_num_groups": 8,
-            "sample_size": 32,
-        },
-        "text_encoder": {
-            **_CLIP_TOKENS,
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 4,
-            "max_position_embeddings": 77,
-            "layer_norm_eps": 1e-5,
-        },
+        "vae": _TINY_VAE,
+        "text_encoder": _TINY_TEXT,
         "scheduler": {
             "beta_start": 0.00085,
             "beta_end": 0.012,
@@ -99,13 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pipeline": "sdxl",
         "seed": 10,
         "unet": {
-            "block_out_channels": (32, 64),
-            "layers_per_block": 1,
-            "sample_size": 16,
-            "in_channels": 4,
-            "out_channels": 4,
-            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-            "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+            **_TINY_UNET,
             "attention_head_dim": (2, 4),
             "use_linear_projection": True,
             "addition_embed_type": "text_time",
@@ -115,28 +116,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "cross_attention_dim": 64,
             "norm_num_groups": 1,
         },
-        "vae": {
-            "block_out_channels": (16, 32),
-            "in_channels": 3,
-            "out_channels": 3,
-            "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            "latent_channels": 4,
-            "norm_num_groups": 8,
-            "sample_size": 32,
-            "scaling_factor": 0.13025,
-        },
-        "text_encoder": {
-            **_CLIP_TOKENS,
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 5,
-            "max_position_embeddings": 77,
-            "layer_norm_eps": 1e-5,
-            "hidden_act": "gelu",
-            "projection_dim": 32,
-        },
+        "vae": {**_TINY_VAE, "scaling_factor": 0.13025},
+        "text_encoder": {**_TINY_TEXT, "num_hidden_layers": 5, "hidden_act": "gelu", "projection_dim": 32},
         "scheduler": {
             "class": "EulerDiscreteScheduler",
             "beta_start": 0.00085,
