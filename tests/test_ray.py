@@ -118,3 +118,13 @@ def test_bad_actor_count_is_refused(tmp_path):
     res = CliRunner().invoke(app, ["run", str(_write(tmp_path, PROMPTS[:1])), "--model", "tiny", "--ray", "auto",
                                    "--actors", "0", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "--actors must be at least 1" in res.output
+
+
+def test_cli_run_with_ray(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["run", str(_write(tmp_path, PROMPTS[:2])), "--model", "tiny", "--ray", "auto",
+                                   "--actors", "1", "--steps", "2", "--budget", "40", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 Ray actor(s) on CPU" in res.output
+    assert "2 prompts: 2 done" in res.output
