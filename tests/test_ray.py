@@ -128,3 +128,18 @@ def test_cli_run_with_ray(tmp_path):
     assert res.exit_code == 0, res.output
     assert "1 Ray actor(s) on CPU" in res.output
     assert "2 prompts: 2 done" in res.output
+
+
+def test_unreachable_cluster_gets_one_line_fast(tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    import socket
+
+    with socket.socket() as s:  # a local port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    res = CliRunner().invoke(app, ["run", str(_write(tmp_path, PROMPTS[:1])), "--model", "tiny", "--ray",
+                                   f"127.0.0.1:{port}", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in res.output
+    assert time.monotonic() - started < 30  # Ray alone would retry for minutes

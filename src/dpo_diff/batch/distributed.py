@@ -60,6 +60,20 @@ class PromptWorker:
         return run_prompt(record, task, self.engine, filter, options)
 
 
+def _reachable(address: str, timeout: float = 5.0) -> bool:
+    """Whether ``[ray://]HOST:PORT`` accepts a TCP connection (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return True  # not host:port: let Ray judge it
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _connect(ray, address: str) -> bool:
     """Join the cluster at ``address`` (``auto``: this node's cluster, else a new local one).
 
@@ -67,6 +81,8 @@ def _connect(ray, address: str) -> bool:
     """
     if ray.is_initialized():
         return False
+    if address != "auto" and not _reachable(address):
+        raise DpoDiffError(f"cannot reach the Ray cluster at '{address}' (is `ray start --head` running there?)")
     kwargs = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
     try:
         if address == "auto":
