@@ -22,7 +22,16 @@ from .constraints import MeaningConstraint
 from .cost import CostMeter
 from .errors import BudgetError, DpoDiffError, ModelNotFoundError
 from .estimators import make_estimator, timestep_schedule
-from .models import DEFAULT_SCORER, PRESETS, bundled_models, default_model, load_pipeline, load_scorer_parts, resolve_device
+from .models import (
+    DEFAULT_SCORER,
+    PRESETS,
+    bundled_models,
+    default_model,
+    load_pipeline,
+    load_scorer_parts,
+    preset_defaults,
+    resolve_device,
+)
 from .objectives import ClipLoss, ClipScorer
 from .outputs import prepare_out_dir, save_result
 from .pipelines import StableDiffusionModel, make_model
@@ -36,6 +45,7 @@ log = logging.getLogger(__name__)
 Task = Literal["enhance", "attack"]
 DEFAULT_SPACE = {"enhance": "antonym+nplib", "attack": "synonym"}
 DEFAULT_EVALUATIONS = 40  # default budget, in evaluations of one candidate
+DEFAULT_GUIDANCE = 7.5  # unless the model's preset asks for another (few-step models: 0)
 
 
 @dataclass
@@ -46,7 +56,7 @@ class Engine:
     model: StableDiffusionModel
     scorer: ClipScorer
     default_steps: int
-    default_guidance: float = 7.5
+    default_guidance: float = DEFAULT_GUIDANCE
 
 
 def load(
@@ -71,9 +81,9 @@ def load(
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip, tokenizer, pre = load_scorer_parts(scorer_name, dev)
     clip_scorer = ClipScorer(clip, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(dev)
-    defaults = PRESETS[model].get("defaults", {}) if model in PRESETS else {}
+    defaults = preset_defaults(model)
     steps = defaults.get("steps", 20 if own_scorer else 50)
-    return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", 7.5))
+    return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", DEFAULT_GUIDANCE))
 
 
 @dataclass

@@ -99,6 +99,17 @@ def _cost_curve(rows: list[dict], task: str, points: int = 50):
     return grid, [statistics.fmean(c[i] for c in curves) for i in range(points)]
 
 
+def _finish(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label a one-axis figure, save it as a PNG and free it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot(runs, folder: Path) -> list[str]:
     """loss_before_after.png and loss_vs_cost.png in ``folder``; returns their names."""
     import matplotlib
@@ -116,26 +127,15 @@ def plot(runs, folder: Path) -> list[str]:
             lo, hi = min(lo, *xs, *ys), max(hi, *xs, *ys)
     if lo < hi:
         ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("initial loss")
-    ax.set_ylabel("best loss")
-    ax.set_title("loss before vs after, per prompt")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "loss_before_after.png", dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, folder / "loss_before_after.png", "initial loss", "best loss", "loss before vs after, per prompt")
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, config, rows in runs:
         if rows:
             grid, mean = _cost_curve(rows, config.get("task", "enhance"))
             ax.plot(grid, mean, label=f"{config.get('solver', name)} ({name})")
-    ax.set_xlabel("share of the budget spent (UNet passes)")
-    ax.set_ylabel("mean loss change (task direction)")
-    ax.set_title("loss against cost")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(folder / "loss_vs_cost.png", dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, folder / "loss_vs_cost.png", "share of the budget spent (UNet passes)",
+            "mean loss change (task direction)", "loss against cost")
     return ["loss_before_after.png", "loss_vs_cost.png"]
 
 

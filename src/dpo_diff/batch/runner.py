@@ -11,9 +11,9 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..api import Engine, check_prompt, load, optimize, parse_seeds
+from ..api import DEFAULT_GUIDANCE, Engine, check_prompt, load, optimize, parse_seeds
 from ..errors import DpoDiffError
-from ..models import PRESETS, default_model
+from ..models import default_model, preset_defaults
 from ..outputs import image_files, prepare_out_dir, write_files
 from .sources import PromptRecord, parse_filter
 from .store import ResultStore
@@ -88,7 +88,7 @@ def run_batch(
         config = {"task": task, "model": model_name, "filter": filter}
         config.update({k: options.get(k, defaults.get(k)) for k in CONFIG_KEYS})
         if config["guidance"] is None:  # the model's default, as optimize() resolves it
-            config["guidance"] = PRESETS.get(model_name, {}).get("defaults", {}).get("guidance", 7.5)
+            config["guidance"] = preset_defaults(model_name).get("guidance", DEFAULT_GUIDANCE)
         config["seeds"] = parse_seeds(config["seeds"])  # 2, "2" and [0, 1] are one configuration
         store.check_config(config)
         finished = store.finished()

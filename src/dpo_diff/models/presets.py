@@ -229,6 +229,11 @@ PRESETS["sdxl-random"] = {
     "scorer": _CLIP_B32_SCORER,
 }
 
+def preset_defaults(name: str) -> dict[str, Any]:
+    """Run settings a preset asks for instead of the usual ones (few-step: steps, guidance); {} otherwise."""
+    return dict(PRESETS.get(name, {}).get("defaults", {}))
+
+
 def _seeded(seed: int, build):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

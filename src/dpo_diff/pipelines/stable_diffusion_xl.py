@@ -48,7 +48,7 @@ class StableDiffusionXLModel(StableDiffusionModel):
                 f"'{name}': the two SDXL tokenizers have different vocabularies; dpo-diff relaxes one token "
                 "per word in both encoders and needs them to agree"
             )
-        self.force_zeros = self.zeros_for_empty_negative = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
+        self.zeros_for_empty_negative = bool(pipe.config.get("force_zeros_for_empty_prompt", True))
         time_ids = self._time_ids()
         pooled_dim = int(self.text_encoder_2.config.projection_dim)
         expected = self.unet.add_embedding.linear_1.in_features
@@ -107,7 +107,7 @@ class StableDiffusionXLModel(StableDiffusionModel):
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> Conditioning:
         cond = self.encode_ids(self.token_ids(texts))
-        if self.force_zeros:
+        if self.zeros_for_empty_negative:
             empty = torch.tensor([not t.strip() for t in texts], device=self.device)
             if bool(empty.any()):
                 cond = Conditioning(
