@@ -24,6 +24,70 @@ def test_one_hot_mixture_reproduces_the_real_prompt_exactly(model):
     assert not torch.allclose(cond.embeds, real.embeds)
 
 
+EXACT_PROMPT = "a big happy dog and a little sad cat on a wet cold day"  # >= 100 choices in every kind
+KINDS = ("synonym", "antonym", "nplib", "antonym+nplib", "synonym+antonym+nplib")
+
+
+def check_exact_for_random_choices(model, prompt: str, n: int = 100, seed: int = 0) -> dict[str, int]:
+    """For ``n`` random choices of each space kind (empty slots included), the relaxed one-hot
+    conditioning equals the encoding of the rendered text, bit for bit. Returns choices checked per kind."""
+    import random
+
+    rng = random.Random(seed)
+    checked = {}
+    for kind in KINDS:
+        space = build_space(prompt, kind, token_ids=model.word_token_ids)
+        assert not space.is_empty, kind
+        tspace = tokenize_space(space, model)
+        k = tspace.mask.shape[1]
+        choices = {space.initial_choice, tuple(n - 1 for n in space.sizes)}
+        while len(choices) < min(n, space.size):
+            choices.add(tuple(rng.randrange(c) for c in space.sizes))
+        empties = 0
+        for choice in choices:
+            cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, k))
+            positive, negative = space.render(choice)
+            real, real_neg = model.encode([positive]), model.encode([negative])
+            assert torch.equal(cond.embeds, real.embeds), (kind, choice, positive)
+            assert torch.equal(uncond.embeds, real_neg.embeds), (kind, choice, negative)
+            if real.pooled is not None:
+                assert torch.equal(cond.pooled, real.pooled) and torch.equal(uncond.pooled, real_neg.pooled)
+            empties += any(space.slots[i].candidates[c] == "" for i, c in enumerate(choice))
+        if space.negative_slots():
+            assert empties >= len(choices) // 4, (kind, empties)  # empty slots are really exercised
+        checked[kind] = len(choices)
+    return checked
+
+
+def test_relaxation_is_exact_for_random_choices_empty_slots_included(model):
+    checked = check_exact_for_random_choices(model, EXACT_PROMPT)
+    assert all(v >= 100 for v in checked.values()), checked
+
+
+def test_relaxed_empty_negative_prompt_is_the_real_empty_prompt(model):
+    """The all-empty choice: "" exactly, not pad tokens with commas (the old approximation)."""
+    space = _space(model, "antonym+nplib")
+    tspace = tokenize_space(space, model)
+    w = one_hot(space, space.initial_choice, tspace.mask.shape[1])
+    _, uncond = encode_relaxed(model, tspace, w)
+    assert space.render(space.initial_choice)[1] == ""
+    assert torch.equal(uncond.embeds, model.encode([""]).embeds)
+
+
+def test_presence_gradient_reaches_the_empty_candidates(model):
+    """From the all-empty choice, the logits of "nothing" and of the words get gradient."""
+    space = _space(model, "antonym")
+    tspace = tokenize_space(space, model)
+    logits = torch.zeros(tspace.mask.shape, requires_grad=True)
+    w = torch.softmax(logits.masked_fill(~tspace.mask, float("-inf")) + 5 * tspace.empty, -1)  # mostly empty
+    _, uncond = encode_relaxed(model, tspace, w)
+    assert torch.equal(uncond.embeds, model.encode([""]).embeds)  # the value is the sampled choice's
+    uncond.embeds.square().sum().backward()
+    g = logits.grad
+    assert torch.isfinite(g).all()
+    assert g[tspace.empty].abs().sum() > 0 and g[tspace.mask & ~tspace.empty].abs().sum() > 0
+
+
 def test_one_hot_negative_prompt_goes_through_the_encoder_exactly(model):
     space = _space(model, "antonym+nplib")
     tspace = tokenize_space(space, model)
@@ -57,3 +121,18 @@ def test_long_prompt_is_truncated_with_a_warning(model):
         tspace = tokenize_space(space, model)
     assert tspace.pos_ids.shape == (1, 77)
     assert int(tspace.pos_positions.max()) < 76
+
+
+def test_relaxed_choices_reproduce_the_stock_pipeline_conditioning(model):
+    """The text that is scored, given to diffusers' own ``encode_prompt``, gives the relaxed conditioning."""
+    import random
+
+    space = _space(model, "synonym+antonym+nplib")
+    tspace = tokenize_space(space, model)
+    rng = random.Random(1)
+    for _ in range(5):
+        choice = tuple(rng.randrange(n) for n in space.sizes)
+        cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
+        positive, negative = space.render(choice)
+        pe, npe = model.pipe.encode_prompt(positive, "cpu", 1, True, negative_prompt=negative)
+        assert torch.equal(cond.embeds, pe) and torch.equal(uncond.embeds, npe), (positive, negative)

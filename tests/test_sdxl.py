@@ -178,3 +178,29 @@ def test_tokenizers_with_other_vocabularies_are_refused(xl):
 def test_other_pipelines_are_refused_in_one_line():
     with pytest.raises(ModelNotFoundError, match="supports StableDiffusionPipeline"):
         make_model(object(), "some-video-model")
+
+
+def test_relaxation_is_exact_for_random_choices_on_sdxl(xl):
+    """>= 100 random choices per space kind, empty slots (zeros for an empty negative) included."""
+    from .test_relaxation import EXACT_PROMPT, check_exact_for_random_choices
+
+    checked = check_exact_for_random_choices(xl.model, EXACT_PROMPT)
+    assert all(v >= 100 for v in checked.values()), checked
+
+
+def test_relaxed_choices_reproduce_the_stock_sdxl_pipeline(xl):
+    import random
+
+    model = xl.model
+    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    rng = random.Random(2)
+    for _ in range(4):
+        choice = tuple(rng.randrange(n) for n in space.sizes)
+        cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
+        positive, negative = space.render(choice)
+        pe, npe, pooled, npooled = model.pipe.encode_prompt(
+            positive, device="cpu", do_classifier_free_guidance=True, negative_prompt=negative or None
+        )
+        assert torch.equal(cond.embeds, pe) and torch.equal(cond.pooled, pooled)
+        assert torch.equal(uncond.embeds, npe) and torch.equal(uncond.pooled, npooled), negative

@@ -3,19 +3,32 @@
 Each slot gets one token position in the (positive or negative) prompt. A relaxed choice
 is a probability vector per slot; the slot's embedding is the mixture of its candidates'
 token embeddings, written into the text encoder's input embeddings (a forward hook), so
-the mixture goes through the whole text encoder. A one-hot mixture reproduces the
-encoder's output for the real word exactly.
+the mixture goes through the whole text encoder.
 
-An empty candidate (candidate 0 of a negative slot: "say nothing") occupies its position
-with the model's filler token (the pad token; SDXL: the second tokenizer's pad) in the relaxed prompt, while the rendered negative prompt
-simply leaves the word out. That is an approximation of our choice; the authors' release
-does not say what it does here.
+**Exact for every choice, empty candidates included.** An empty candidate ("say nothing":
+candidate 0 of a negative slot, or an empty substitute from a user file) takes no token in
+the text that is scored: the negative prompt "blue" of a choice whose other slots are empty
+has no commas or filler around it. So the token layout itself depends on which slots say
+something. The relaxed encoding takes the layout of the *sampled* choice (each slot is
+present when its largest weight is on a non-empty candidate, i.e. the Gumbel-max sample of
+the relaxed distribution), mixes each present slot's non-empty candidates by their
+renormalised weights, and carries the gradient of each slot's presence straight through:
+``cond = E(P) + sum_j (p_j - stop_grad(p_j)) * stop_grad(E(P with j present) - E(P with j absent))``,
+where p_j is the slot's non-empty weight. Its value is exactly E(P), so a one-hot choice
+reproduces the encoding of its rendered text (and the pipeline's conditioning: zeros for
+an empty SDXL negative prompt) bit for bit, for every choice; the presence gradient is
+the change of conditioning that switching the slot on or off makes, which costs one extra
+no-grad text encoding per slot that can be empty.
+
+The authors' release does not say what it does with empty candidates; our earlier version
+put the pad token in their place, which scored about as far from the real empty prompt
+(0.193 vs 0.180 on the world) as the gains being measured.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -24,52 +37,88 @@ from torch import Tensor
 from .pipelines import Conditioning, StableDiffusionModel, TokenMixture
 from .spaces import Choice, SearchSpace
 
+Layout = tuple[Tensor, Tensor, Tensor]  # (1, L) ids, positions, slots
+
 
 @dataclass
 class TokenizedSpace:
-    """A search space laid out on a model's tokenizer."""
+    """A search space laid out on a model's tokenizer.
+
+    ``pos_ids`` / ``neg_ids`` (and their positions and slots) are the layout with every slot
+    present; :meth:`layout` gives the one for any set of present slots.
+    """
 
     space: SearchSpace
-    pos_ids: Tensor  # (1, L) token ids of the positive prompt, candidate 0 at slot positions
-    pos_positions: Tensor  # token positions of positive slots that fit in L
-    pos_slots: Tensor  # which slot each of those positions belongs to
-    neg_ids: Tensor
-    neg_positions: Tensor
-    neg_slots: Tensor
+    model: StableDiffusionModel
     candidate_ids: Tensor  # (S, K) candidate token ids per slot, padded
     mask: Tensor  # (S, K) True where a candidate exists
+    empty: Tensor  # (S, K) True where the candidate is the empty string
+    pos_pieces: list = field(repr=False, default_factory=list)  # token ids of text, or a slot index
+    neg_pieces: list = field(repr=False, default_factory=list)
+    _cache: dict = field(repr=False, default_factory=dict)
 
     @property
     def has_negative(self) -> bool:
         return bool(self.space.negative_slots())
 
+    @property
+    def can_be_empty(self) -> Tensor:
+        """(S,) True for slots with an empty candidate (their presence varies)."""
+        return self.empty.any(dim=-1)
 
-def _layout(model: StableDiffusionModel, pieces: list[str | int], slot_token) -> tuple[list[int], list[int], list[int]]:
-    """Token ids for pieces (text or slot index), plus (positions, slots) of the slots."""
-    ids: list[int] = []
-    positions: list[int] = []
-    slots: list[int] = []
-    for piece in pieces:
-        if isinstance(piece, int):
-            positions.append(len(ids) + 1)  # +1 for the start token
-            slots.append(piece)
-            ids.append(slot_token(piece))
-        elif piece.strip():
-            ids.extend(model.word_token_ids(piece))
-    return ids, positions, slots
+    def layout(self, present: tuple[bool, ...], negative: bool) -> Layout:
+        """(ids, positions, slots) of the positive or negative prompt when ``present`` slots say something."""
+        key = (negative, present)
+        if key not in self._cache:
+            pieces = self.neg_pieces if negative else self.pos_pieces
+            ids: list[int] = []
+            positions: list[int] = []
+            slots: list[int] = []
+            words = 0
+            for piece in pieces:
+                if isinstance(piece, int):
+                    if not present[piece]:
+                        continue
+                    if negative and words:
+                        ids.extend(self.model.word_token_ids(","))
+                    positions.append(len(ids) + 1)  # +1 for the start token
+                    slots.append(piece)
+                    ids.append(int(self.candidate_ids[piece, 0]))  # placeholder: the mixture replaces it
+                    words += 1
+                else:
+                    ids.extend(piece)
+            what = "the negative prompt" if negative else "the prompt"
+            self._cache[key] = _pad(self.model, ids, positions, slots, what, warn=all(present))
+        return self._cache[key]
+
+    @property
+    def pos_ids(self) -> Tensor:
+        return self.layout(self._all_present, False)[0]
+
+    @property
+    def pos_positions(self) -> Tensor:
+        return self.layout(self._all_present, False)[1]
+
+    @property
+    def neg_ids(self) -> Tensor:
+        return self.layout(self._all_present, True)[0]
+
+    @property
+    def _all_present(self) -> tuple[bool, ...]:
+        return (True,) * len(self.space.slots)
 
 
-def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slots: list[int], what: str):
+def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slots: list[int], what: str, warn: bool):
     limit = model.max_length - 2
     if len(ids) > limit:
-        warnings.warn(f"{what} is {len(ids)} tokens; the text encoder reads {limit}, the rest is cut", stacklevel=3)
+        if warn:
+            warnings.warn(f"{what} is {len(ids)} tokens; the text encoder reads {limit}, the rest is cut", stacklevel=4)
         ids = ids[:limit]
         kept = [(p, s) for p, s in zip(positions, slots) if p <= limit]
         positions, slots = [p for p, _ in kept], [s for _, s in kept]
     tok = model.tokenizer
-    pad = model.pad_token_id
     full = [tok.bos_token_id, *ids, tok.eos_token_id]
-    full += [pad] * (model.max_length - len(full))
+    full += [model.pad_token_id] * (model.max_length - len(full))
     dev = model.device
     return (
         torch.tensor([full], device=dev),
@@ -79,36 +128,46 @@ def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slot
 
 
 def tokenize_space(space: SearchSpace, model: StableDiffusionModel) -> TokenizedSpace:
-    """Lay ``space`` out on ``model``'s tokenizer (every candidate must be one token)."""
-    def slot_token(i: int) -> int:
-        cand = space.slots[i].candidates[0]
-        return model.word_token_ids(cand)[0] if cand else model.filler_token_id
-
-    pieces: list[str | int] = []
+    """Lay ``space`` out on ``model``'s tokenizer (every non-empty candidate must be one token)."""
+    pos_pieces: list = []
     cursor = 0
     for i in space.positive_slots():
         start, end = space.slots[i].span
-        pieces += [space.prompt[cursor:start], i]
+        text = space.prompt[cursor:start]
+        if text.strip():
+            pos_pieces.append(model.word_token_ids(text))
+        pos_pieces.append(i)
         cursor = end
-    pieces.append(space.prompt[cursor:])
-    pos = _pad(model, *_layout(model, pieces, slot_token), what="the prompt")
-
-    neg_pieces: list[str | int] = []
-    for j, i in enumerate(space.negative_slots()):
-        neg_pieces += ([","] if j else []) + [i]
-    neg = _pad(model, *_layout(model, neg_pieces, slot_token), what="the negative prompt")
+    if space.prompt[cursor:].strip():
+        pos_pieces.append(model.word_token_ids(space.prompt[cursor:]))
+    neg_pieces: list = list(space.negative_slots())
 
     k = max(space.sizes, default=1)
     cand = torch.zeros(len(space.slots), k, dtype=torch.long)
     mask = torch.zeros(len(space.slots), k, dtype=torch.bool)
+    empty = torch.zeros(len(space.slots), k, dtype=torch.bool)
     for i, slot in enumerate(space.slots):
+        first_word = None
         for j, word in enumerate(slot.candidates):
-            ids = model.word_token_ids(word) if word else [model.filler_token_id]
+            mask[i, j] = True
+            if not word.strip():
+                empty[i, j] = True
+                continue
+            ids = model.word_token_ids(word)
             if len(ids) != 1:
                 raise ValueError(f"candidate {word!r} of slot {slot.label!r} is {len(ids)} tokens, not 1")
             cand[i, j] = ids[0]
-            mask[i, j] = True
-    return TokenizedSpace(space, *pos, *neg, cand.to(model.device), mask.to(model.device))
+            first_word = ids[0] if first_word is None else first_word
+        if first_word is None:
+            raise ValueError(f"slot {slot.label!r} has no candidate that says something")
+        cand[i][empty[i]] = first_word  # never read: empty candidates take no position
+    tspace = TokenizedSpace(space, model, cand.to(model.device), mask.to(model.device), empty.to(model.device),
+                            pos_pieces, neg_pieces)
+    full = tspace._all_present
+    tspace.layout(full, False)  # warn once here if the prompt is cut
+    if tspace.has_negative:
+        tspace.layout(full, True)
+    return tspace
 
 
 class RelaxedChoice(torch.nn.Module):
@@ -157,22 +216,67 @@ def one_hot(space: SearchSpace, choice: Choice, k: int, device=None) -> Tensor:
     return w
 
 
+def presence(tspace: TokenizedSpace, weights: Tensor) -> tuple[bool, ...]:
+    """Which slots say something in the choice a relaxed sample stands for (its per-slot argmax)."""
+    w = weights.detach().masked_fill(~tspace.mask, float("-inf"))
+    picked = w.argmax(dim=-1, keepdim=True)
+    return tuple(bool(b) for b in (~tspace.empty.gather(-1, picked)).squeeze(-1).tolist())
+
+
+def _word_weights(tspace: TokenizedSpace, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """(weights over the non-empty candidates, renormalised per slot; the slots' non-empty mass p)."""
+    words = weights * (~tspace.empty & tspace.mask)
+    p = words.sum(dim=-1)
+    safe = torch.where(p > 1e-12, p, torch.ones_like(p))
+    renorm = words / safe[:, None]
+    # a slot with (numerically) no weight on any word: its words uniformly, for the "switched on" encoding
+    uniform = (~tspace.empty & tspace.mask).to(weights.dtype)
+    uniform = uniform / uniform.sum(-1, keepdim=True).clamp(min=1)
+    renorm = torch.where((p > 1e-12)[:, None], renorm, uniform)
+    return renorm, p
+
+
+def _encode_layout(
+    model: StableDiffusionModel, tspace: TokenizedSpace, words: Tensor, present: tuple[bool, ...], negative: bool
+) -> Conditioning:
+    ids, positions, slots = tspace.layout(present, negative)
+    if negative and positions.numel() == 0:
+        return model.encode([""])  # no word: the pipeline's own empty negative prompt (SDXL: zeros)
+    mixture = TokenMixture(positions, tspace.candidate_ids[slots], words[slots])
+    return model.encode_ids(ids, mixture)
+
+
+def _encode_side(model, tspace: TokenizedSpace, weights: Tensor, negative: bool) -> Conditioning:
+    """One prompt's conditioning, exact at its sampled layout, with presence gradients straight through."""
+    side = set(tspace.space.negative_slots() if negative else tspace.space.positive_slots())
+    words, p = _word_weights(tspace, weights)
+    present = presence(tspace, weights)
+    cond = _encode_layout(model, tspace, words, present, negative)
+    if not weights.requires_grad:
+        return cond
+    variable = [j for j in sorted(side) if bool(tspace.can_be_empty[j])]
+    for j in variable:
+        flipped = list(present)
+        flipped[j] = not present[j]
+        with torch.no_grad():
+            other = _encode_layout(model, tspace, words.detach(), tuple(flipped), negative)
+        on, off = (cond.detach(), other) if present[j] else (other, cond.detach())
+        nudge = p[j] - p[j].detach()  # exactly 0 in value; d/dp_j = 1
+        cond = Conditioning(
+            cond.embeds + nudge.to(cond.embeds.dtype) * (on.embeds - off.embeds),
+            None if cond.pooled is None else cond.pooled + nudge.to(cond.pooled.dtype) * (on.pooled - off.pooled),
+        )
+    return cond
+
+
 def encode_relaxed(
     model: StableDiffusionModel, tspace: TokenizedSpace, weights: Tensor
 ) -> tuple[Conditioning, Conditioning]:
-    """(positive, negative) conditioning of the relaxed prompt, differentiable in ``weights``."""
-    cand = tspace.candidate_ids
-    pos = TokenMixture(tspace.pos_positions, cand[tspace.pos_slots], weights[tspace.pos_slots])
-    cond = model.encode_ids(tspace.pos_ids, pos)
-    if tspace.has_negative:
-        neg = TokenMixture(tspace.neg_positions, cand[tspace.neg_slots], weights[tspace.neg_slots])
-        uncond = model.encode_ids(tspace.neg_ids, neg)
-        if model.zeros_for_empty_negative:
-            # SDXL conditions on zeros when there is no negative prompt: weigh the encoding by the
-            # probability that some slot says something (each slot's candidate 0 is "nothing"),
-            # so one-hot choices give exactly what is scored, the all-empty one zeros.
-            slots = torch.tensor(tspace.space.negative_slots(), device=weights.device)
-            uncond = uncond.scale(1 - weights[slots, 0].prod())
-    else:
-        uncond = model.encode([""])
+    """(positive, negative) conditioning of the relaxed prompt, differentiable in ``weights``.
+
+    Exact for every one-hot ``weights``: it equals ``model.encode`` of the rendered prompt and
+    negative prompt (see the module doc for empty candidates).
+    """
+    cond = _encode_side(model, tspace, weights, negative=False)
+    uncond = _encode_side(model, tspace, weights, negative=True) if tspace.has_negative else model.encode([""])
     return cond, uncond
