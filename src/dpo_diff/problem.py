@@ -56,9 +56,9 @@ class Problem:
         return self.model.meter
 
     @property
-    def eval_cost(self) -> int:
-        """UNet passes to evaluate one candidate over all seeds."""
-        return self.sampling.passes()
+    def eval_cost(self) -> float:
+        """UNet-pass equivalents to evaluate one candidate over all seeds (sampling, decoding, scoring)."""
+        return self.sampling.passes() + self.meter.image_cost(len(self.sampling.seeds))
 
     @property
     def space_exhausted(self) -> bool:
@@ -99,6 +99,7 @@ class Problem:
         uncond = self.model.encode([n for _, n in texts]) if self.sampling.guided else None
         images = self.model.generate(cond, uncond, self.sampling.seeds, self.sampling.steps, self.sampling.guidance)
         per_image = self.objective(images).view(len(choices), len(self.sampling.seeds))
+        self.meter.add_score(images.shape[0])
         return per_image.mean(dim=1).tolist(), images.view(len(choices), len(self.sampling.seeds), *images.shape[1:])
 
     def evaluate(self, choices: Sequence[Choice], keep_images: Sequence[Choice] = ()) -> list[tuple[Choice, float]]:
@@ -108,7 +109,7 @@ class Problem:
         results: list[tuple[Choice, float]] = []
         for start in range(0, len(todo), self.eval_batch_size):
             left = self.meter.left
-            affordable = len(todo) if left == float("inf") else int(left // self.eval_cost)
+            affordable = len(todo) if left == float("inf") else int((left + 1e-9) // self.eval_cost)
             batch = todo[start : start + min(self.eval_batch_size, affordable)]
             if not batch:
                 break
@@ -128,7 +129,7 @@ class Problem:
         entry = {
             "step": len(self.history),
             "phase": phase,
-            "cost": self.meter.used,
+            "cost": round(self.meter.used, 3),
             "best_loss": self.best_loss,
             "seconds": round(time.perf_counter() - self.started, 3),
             **values,

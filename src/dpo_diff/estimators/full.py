@@ -14,9 +14,10 @@ from collections.abc import Callable
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
+from ..cost import CostMeter
 from ..pipelines import Conditioning, StableDiffusionModel
 from ..sampling import SamplingConfig
-from .shortcut import Encoder, start_chain
+from .shortcut import Encoder, scored_mean, start_chain
 
 
 class FullEstimator:
@@ -25,8 +26,9 @@ class FullEstimator:
     def __init__(self, checkpoint: bool = False):
         self.checkpoint = checkpoint
 
-    def cost(self, t: int, sampling: SamplingConfig) -> int:
-        return sampling.passes() * (4 if self.checkpoint else 3)
+    def cost(self, t: int, sampling: SamplingConfig, meter: CostMeter | None = None) -> float:
+        images = meter.image_cost(len(sampling.seeds), backward=True) if meter is not None else 0.0
+        return sampling.passes() * (4 if self.checkpoint else 3) + images
 
     def loss(
         self,
@@ -51,4 +53,4 @@ class FullEstimator:
             x = model.ddim_step(x0, eps, timesteps[i + 1] if i + 1 < len(timesteps) else None)
         # backward: two passes per differentiated forward (checkpointing adds its recompute when it runs)
         model.meter.add_backward(model.meter.used - before)
-        return objective(model.decode(x)).mean()
+        return scored_mean(model, objective, x)

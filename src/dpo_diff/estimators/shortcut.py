@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from ..cost import CostMeter
 from ..pipelines import Conditioning, StableDiffusionModel
 from ..sampling import SamplingConfig
 from .schedules import to_run_steps
@@ -40,10 +41,12 @@ class ShortcutEstimator:
     def start_step(self, t: int, sampling: SamplingConfig) -> int:
         return to_run_steps(t, sampling.steps, min(self.k, sampling.steps))
 
-    def cost(self, t: int, sampling: SamplingConfig) -> int:
-        """UNet passes of one estimate at t_i = ``t`` (out of 50): no-grad part + k x (forward + backward)."""
+    def cost(self, t: int, sampling: SamplingConfig, meter: CostMeter | None = None) -> float:
+        """UNet-pass equivalents of one estimate at t_i = ``t`` (out of 50): no-grad part + k x (forward +
+        backward), plus decoding and scoring each seed's image with a backward (when ``meter`` counts them)."""
         k = min(self.k, sampling.steps)
-        return sampling.passes(self.start_step(t, sampling)) + 3 * sampling.passes(k)
+        images = meter.image_cost(len(sampling.seeds), backward=True) if meter is not None else 0.0
+        return sampling.passes(self.start_step(t, sampling)) + 3 * sampling.passes(k) + images
 
     def loss(
         self,
@@ -79,4 +82,14 @@ class ShortcutEstimator:
             x0, eps = model.x0_and_eps(out, x, t_i)
             x = model.ddim_step(x0, eps, timesteps[i + 1] if i + 1 < start + k else None)
         model.meter.add_backward(model.meter.used - before)
-        return objective(model.decode(x)).mean()
+        return scored_mean(model, objective, x)
+
+
+def scored_mean(model: StableDiffusionModel, objective: Callable[[Tensor], Tensor], x0: Tensor) -> Tensor:
+    """The objective's mean over the decoded ``x0``, with the decode and score (and their backward) counted."""
+    n = x0.shape[0]
+    loss = objective(model.decode(x0)).mean()
+    model.meter.add_decode(n, backward=True)
+    model.meter.add_score(n)
+    model.meter.add_score(n, backward=True)
+    return loss

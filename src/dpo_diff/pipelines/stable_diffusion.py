@@ -268,7 +268,8 @@ class StableDiffusionModel:
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
     def decode(self, latents: Tensor) -> Tensor:
-        """Latent x0 to [0, 1] images; keeps gradients if the caller does."""
+        """Latent x0 to [0, 1] images; keeps gradients if the caller does. Counted on the meter."""
+        self.meter.add_decode(latents.shape[0])
         config = self.vae.config
         latents = latents.to(self.vae.dtype)
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
