@@ -10,8 +10,14 @@ prompt, seed and relaxed choice, and reports:
   - UNet passes counted by dpo-diff's cost meter.
 Ratios are against the shortcut estimator, measured side by side in the same run.
 
+With ``--cosine`` it also reports gradient *quality*: the cosine between the shortcut gradient
+(K = 1, at each t_i) and the full-backprop gradient of the same relaxed sample, per t_i and
+search space, mean ± standard error over prompts and seeds (default: the bundled world, its
+held-out prompts, 10 steps). Cosine 1: the shortcut points where the full gradient does.
+
     python benchmarks/gradient_cost.py                  # tiny preset, 5/10/20/50 steps
     python benchmarks/gradient_cost.py --quick          # CI: 5/10 steps, 1 repeat
+    python benchmarks/gradient_cost.py --cosine         # + shortcut-vs-full cosine per t_i and space
     python benchmarks/gradient_cost.py --model stable-diffusion-v1-5/stable-diffusion-v1-5 --device cuda
 """
 
@@ -80,6 +86,45 @@ def one_iteration(engine, tspace, objective, estimator, steps: int, t: int) -> d
     }
 
 
+COSINE_SPACES = ("antonym", "nplib", "antonym+nplib", "synonym")
+
+
+def _grad(model, tspace, objective, estimator, sampling, t, seed: int) -> torch.Tensor:
+    relaxed = RelaxedChoice(tspace.mask)
+    weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(seed))
+    loss = estimator.loss(model, sampling, objective, lambda: encode_relaxed(model, tspace, weights), t)
+    (g,) = torch.autograd.grad(loss, relaxed.logits)
+    return g[tspace.mask]
+
+
+def gradient_cosines(model_name: str, prompts: list[str], spaces, ts, steps: int, seeds: int, device=None) -> list[dict]:
+    """Cosine(shortcut at t_i, full backprop) per (space, t_i): mean and standard error over prompts x seeds."""
+    engine = dpo_diff.load(model_name, device=device)
+    model = engine.model
+    rows = []
+    for kind in spaces:
+        per_t: dict[int, list[float]] = {t: [] for t in ts}
+        for prompt in prompts:
+            space = build_space(prompt, kind, token_ids=model.word_token_ids)
+            if space.is_empty:
+                continue
+            tspace = tokenize_space(space, model)
+            objective = ClipLoss(engine.scorer, prompt)
+            for seed in range(seeds):
+                sampling = SamplingConfig((seed,), steps=steps, guidance=7.5)
+                full = _grad(model, tspace, objective, FullEstimator(), sampling, 0, seed)
+                for t in ts:
+                    short = _grad(model, tspace, objective, ShortcutEstimator(1), sampling, t, seed)
+                    cos = torch.nn.functional.cosine_similarity(short, full, dim=0, eps=1e-12)
+                    per_t[t].append(float(cos))
+        for t in ts:
+            values = per_t[t]
+            if values:
+                sem = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+                rows.append({"space": kind, "t": t, "n": len(values), "cosine": statistics.fmean(values), "sem": sem})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny")
@@ -89,7 +134,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="5 and 10 steps, one repeat (for CI)")
     parser.add_argument("--json", default="benchmarks/results/gradient_cost.json")
+    parser.add_argument("--cosine", action="store_true", help="also: cosine of shortcut vs full gradient")
+    parser.add_argument("--cosine-model", default="world")
+    parser.add_argument("--cosine-prompts", default="benchmarks/prompts/world_heldout.txt")
+    parser.add_argument("--cosine-limit", type=int, default=8, help="prompts for the cosine table")
+    parser.add_argument("--cosine-steps", type=int, default=10)
+    parser.add_argument("--cosine-t", default="5,10,15,20,25,35,45", help="t_i values, out of 50")
+    parser.add_argument("--cosine-seeds", type=int, default=2)
+    parser.add_argument("--cosine-only", action="store_true", help="skip the time and memory table")
     args = parser.parse_args(argv)
+    if args.cosine or args.cosine_only:
+        from dpo_diff.batch import load_prompts
+
+        prompts = [r.text for r in load_prompts(args.cosine_prompts, limit=args.cosine_limit)]
+        ts = [int(t) for t in args.cosine_t.split(",")]
+        cosines = gradient_cosines(args.cosine_model, prompts, COSINE_SPACES, ts, args.cosine_steps,
+                                   args.cosine_seeds, args.device)
+        print(f"cosine(shortcut K=1 at t_i, full backprop) - model {args.cosine_model}, {len(prompts)} prompts x "
+              f"{args.cosine_seeds} seeds, {args.cosine_steps} steps, guidance 7.5; mean ± standard error")
+        print(f"{'space':<15} " + " ".join(f"{'t=' + str(t):>14}" for t in ts))
+        for kind in COSINE_SPACES:
+            cells = {r["t"]: r for r in cosines if r["space"] == kind}
+            print(f"{kind:<15} " + " ".join(
+                f"{cells[t]['cosine']:+.2f} ± {cells[t]['sem']:.2f}".rjust(14) if t in cells else f"{'-':>14}" for t in ts))
+        cos_path = Path(args.json).with_name("gradient_cosine.json")
+        cos_path.parent.mkdir(parents=True, exist_ok=True)
+        cos_path.write_text(json.dumps({"model": args.cosine_model, "steps": args.cosine_steps, "rows": cosines}, indent=2))
+        print(f"wrote {cos_path}")
+        if args.cosine_only:
+            return 0
     steps_list = [5, 10] if args.quick else [int(s) for s in args.steps.split(",")]
     repeats = 1 if args.quick else args.repeats
 

@@ -4,8 +4,13 @@
     python benchmarks/world_study.py --study spaces       # antonym / nplib / antonym+nplib / synonym
     python benchmarks/world_study.py --study solvers --quick   # CI: 2 prompts, 1 budget
 
-Prints the table (mean ± standard error over prompts; CLIP loss change and the pixel judge's
-faithfulness of the best images) and writes compare.json / compare.md / compare.png.
+Prints the table (mean ± standard error over prompts; CLIP loss change on the search seeds and
+on held-out seeds, the pixel judge's faithfulness of the best images on the held-out seeds) and
+the paired comparison of every two solvers (or spaces): per-prompt wins on held-out loss, ties
+apart, with a bootstrap interval. Writes compare.json / compare.md / compare.png.
+
+    python benchmarks/world_study.py --study solvers --seeds 1 --search-seeds 3 --steps 10 \
+        --budgets 840 --limit 20          # the study in the README
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="default: the bundled world")
     parser.add_argument("--prompts", default=str(HERE / "prompts" / "world_heldout.txt"))
     parser.add_argument("--budgets", default="800,1600,3200")
-    parser.add_argument("--seeds", default="2")
+    parser.add_argument("--seeds", default="2", help="image seeds of the search")
+    parser.add_argument("--eval-seeds", default="4", help="held-out image seeds (count or list)")
+    parser.add_argument("--search-seeds", type=int, default=3, help="repeats of each search (solver RNG seeds)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 20)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     parser.add_argument("--solvers", default=None, help="override the study's solvers")
@@ -45,18 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.solvers:
         study["solvers"] = args.solvers.split(",")
     if args.quick:
-        prompts, budgets = prompts[:2], budgets[:1]
+        prompts, budgets, args.search_seeds = prompts[:2], budgets[:1], 1
         study["solvers"] = study["solvers"][:1] + study["solvers"][-1:] if args.study == "solvers" else study["solvers"]
         study["spaces"] = study["spaces"][:2]
     engine = load(args.model)
     start = time.perf_counter()
     report = comparison.compare(
-        prompts, study["solvers"], budgets, study["spaces"], "enhance", engine, seeds=args.seeds, steps=args.steps
+        prompts, study["solvers"], budgets, study["spaces"], "enhance", engine, seeds=args.seeds, steps=args.steps,
+        eval_seeds=args.eval_seeds, search_seeds=args.search_seeds,
+        progress=lambda d, t, what: print(f"  {d}/{t} {what} {time.perf_counter() - start:.0f} s", file=sys.stderr,
+                                          flush=True) if d % 10 == 0 else None,
     )
     out = Path(args.out or HERE / "results" / f"world_{args.study}{'_quick' if args.quick else ''}")
     paths = comparison.write(report, out)
     print(comparison.to_markdown(report))
-    print(f"{len(prompts)} prompts, seeds {args.seeds}, steps {args.steps or engine.default_steps}, "
+    print(f"{len(prompts)} prompts, seeds {args.seeds}, held-out seeds {args.eval_seeds}, "
+          f"search seeds {args.search_seeds}, steps {args.steps or engine.default_steps}, "
           f"{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))
     return 0
 

@@ -74,7 +74,9 @@ def test_same_seed_gives_the_same_result(engine, tmp_path):
 def test_prompt_without_substitutes_returns_it_unchanged(engine):
     result = dpo_diff.attack("the of and", model=engine, steps=4, budget=100)
     assert result.best.prompt == "the of and" and "unchanged" in result.message
-    assert result.cost == 4 * 2  # only the initial evaluation
+    # only the initial evaluation: 4 guided steps, one decode and one score of one image
+    assert result.cost_breakdown["unet"] == 4 * 2
+    assert result.cost_breakdown["counts"]["decode"] == result.cost_breakdown["counts"]["score"] == 1
 
 
 def test_long_prompt_is_truncated_with_a_warning(tmp_path):

@@ -76,3 +76,46 @@ def test_clip_loss_is_differentiable_in_the_images(engine):
     assert torch.allclose(objective(images).detach(), expected)
     loss.backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def _reference_loss(scorer, images_uint8, text: str) -> torch.Tensor:
+    """The loss computed the reference way: transformers' CLIPImageProcessor (resize the short side,
+    centre-crop, rescale, normalise) on PIL images, then CLIPModel's image and text features."""
+    from PIL import Image
+
+    size = scorer.image_size
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_resize=True,
+        do_center_crop=True, do_rescale=True, do_normalize=True, image_mean=scorer.mean.flatten().tolist(),
+        image_std=scorer.std.flatten().tolist(), resample=Image.Resampling.BICUBIC,
+    )
+    pil = [Image.fromarray(im.permute(1, 2, 0).numpy()) for im in images_uint8]
+    pixels = torch.as_tensor(processor(images=pil, return_tensors="np")["pixel_values"])
+    with torch.no_grad():
+        image = scorer.model.get_image_features(pixel_values=pixels)
+        ids = scorer.tokenizer([text], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        txt = scorer.model.get_text_features(input_ids=ids.input_ids)
+    image = image if isinstance(image, torch.Tensor) else image.pooler_output
+    txt = txt if isinstance(txt, torch.Tensor) else txt.pooler_output
+    return spherical_distance(image, txt)
+
+
+def test_objective_matches_clip_image_processor_and_clip_model_end_to_end(engine):
+    """Our differentiable preprocessing + loss against the reference pipeline, on images that need
+    resizing and cropping (non-square, not the scorer's size), over image-text pairs."""
+    scorer = engine.scorer
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(4, 3, 6, 5, generator=g)  # smooth images: resampling kernels differ little on them
+    images = torch.nn.functional.interpolate(base, size=(scorer.image_size * 3 // 2, scorer.image_size * 5 // 4),
+                                             mode="bilinear", align_corners=False)
+    u8 = (images * 255).round().to(torch.uint8)
+    for text in ("a red car parked on a quiet street", "a photo of a dog"):
+        ours = ClipLoss(scorer, text)(u8.float() / 255)
+        reference = _reference_loss(scorer, u8, text)
+        assert torch.allclose(ours, reference, atol=2e-3), (ours, reference)
+        # the check can fail: skipping the centre crop (squashing instead) moves the loss far more
+        squashed = torch.nn.functional.interpolate(u8.float() / 255, size=(scorer.image_size,) * 2, mode="bicubic")
+        wrong = spherical_distance(
+            scorer.encode_images(squashed), scorer.encode_text([text])
+        )
+        assert (wrong - reference).abs().max() > 10 * (ours - reference).abs().max()

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 
 from .constraints import MeaningConstraint
-from .cost import CostMeter
+from .cost import CostMeter, measure_cost_ratios
 from .errors import BudgetError, DpoDiffError, ModelNotFoundError
 from .estimators import make_estimator, timestep_schedule
+from .heldout import HeldOut, evaluate_held_out, resolve_eval_seeds, world_judge
 from .models import (
     DEFAULT_SCORER,
     PRESETS,
@@ -110,8 +111,8 @@ class OptimizationResult:
     steps: int
     guidance: float
     seed: int
-    budget: int
-    cost: int
+    budget: float
+    cost: float
     initial: Candidate
     best: Candidate
     history: list[dict] = field(default_factory=list)
@@ -119,6 +120,10 @@ class OptimizationResult:
     interrupted: bool = False
     filtered: bool = False
     message: str = ""
+    held_out: HeldOut | None = None
+    cost_breakdown: dict = field(default_factory=dict)
+    initial_faithfulness: float | None = None  # the world's judge on the search seeds' images
+    best_faithfulness: float | None = None
     initial_images: Tensor | None = field(default=None, repr=False)
     best_images: Tensor | None = field(default=None, repr=False)
 
@@ -129,6 +134,11 @@ class OptimizationResult:
             return 0.0
         delta = self.initial.loss - self.best.loss
         return delta if self.task == "enhance" else -delta
+
+    @property
+    def held_out_improvement(self) -> float | None:
+        """How much the loss moved in the task's direction on the held-out seeds (None: not evaluated)."""
+        return None if self.held_out is None else self.held_out.change(self.task == "attack")
 
     def to_dict(self, timings: bool = True) -> dict:
         history = self.history if timings else [{k: v for k, v in h.items() if k != "seconds"} for h in self.history]
@@ -144,15 +154,23 @@ class OptimizationResult:
             "guidance": self.guidance,
             "initial": self.initial.to_dict(),
             "best": self.best.to_dict(),
-            "cost": self.cost,
+            "held_out": self.held_out.to_dict() if self.held_out is not None else None,
+            "cost": round(self.cost, 3),
             "budget": self.budget,
-            "cost_unit": "UNet forward passes (a guided step is 2, a backward counts 2 per forward)",
+            "cost_unit": (
+                "UNet-pass equivalents: a guided step is 2 passes, a backward 2 per forward; "
+                "VAE decodes and scorer calls converted by their FLOPs (cost_breakdown)"
+            ),
+            "cost_breakdown": self.cost_breakdown,
             "space": self.space.to_dict(),
             "history": history,
             "interrupted": self.interrupted,
             "filtered": self.filtered,
             "message": self.message,
         }
+        if self.initial_faithfulness is not None:
+            data["initial"]["faithfulness"] = self.initial_faithfulness
+            data["best"]["faithfulness"] = self.best_faithfulness
         if timings:
             data["seconds"] = round(self.seconds, 3)
         return data
@@ -218,10 +236,12 @@ def optimize(
     k: int = 1,
     schedule: str = "step-15-2",
     iterations: int = 20,
+    gpo_style: str = "authors",
     min_similarity: float = 0.8,
     nplib_size: int = 4,
     llm: LLMConfig | None = None,
     eval_batch_size: int = 8,
+    eval_seeds: int | str | Sequence[int] | None = None,
     out: str | Path | None = None,
     scorer: str | None = None,
     device: str | None = None,
@@ -234,6 +254,10 @@ def optimize(
 
     ``accept_initial``, if given, sees the user prompt's loss first; when it says no, the run
     stops there (``result.filtered``), as the paper's hard-prompt filter does.
+
+    ``eval_seeds`` (default 4; 0 turns it off): after the search, the initial and the best
+    prompt are re-rendered on that many seeds disjoint from ``seeds`` (or on the seeds listed)
+    and ``result.held_out`` holds their losses; its cost is reported apart from the budget.
     """
     started = time.perf_counter()
     if task not in DEFAULT_SPACE:
@@ -246,12 +270,13 @@ def optimize(
     if k < 1:
         raise DpoDiffError(f"--k must be at least 1, not {k}")
     seed_list = parse_seeds(seeds)
+    held_out_seeds = resolve_eval_seeds(eval_seeds, seed_list)
     space_kind = space or DEFAULT_SPACE[task]
     parts = parse_kind(space_kind)
     if task == "attack" and parts != ("synonym",):
         raise DpoDiffError("an attack keeps the prompt's meaning: use --space synonym")
     grad = make_estimator(estimator, k)
-    search = make_solver(solver, estimator=grad, schedule=schedule, iterations=iterations)
+    search = make_solver(solver, estimator=grad, schedule=schedule, iterations=iterations, gpo_style=gpo_style)
     timestep_schedule(schedule, 1, random.Random(0))  # refuse a bad schedule before loading anything
     if guidance is not None:
         _check_guidance(space_kind, parts, guidance)  # before loading anything
@@ -277,16 +302,21 @@ def optimize(
     search_space = build_space(prompt, space_kind, source, nplib_size, llm, token_ids=gen.word_token_ids)
     if on_space is not None:
         on_space(search_space)
+    decode_passes, score_passes, _ = measure_cost_ratios(gen, engine.scorer)
+    meter = CostMeter(None, decode_passes=decode_passes, score_passes=score_passes)
+    eval_cost = sampling.passes() + meter.image_cost(len(seed_list))
     budget = budget if budget is not None else DEFAULT_EVALUATIONS * sampling.passes()
-    if budget < sampling.passes():
+    if budget < eval_cost:
         raise BudgetError(
-            f"--budget {budget} cannot pay for one evaluation ({sampling.passes()} UNet passes: "
-            f"{len(seed_list)} seed(s) x {sampling.timesteps} UNet steps{' x 2 for guidance' if sampling.guided else ''})"
+            f"--budget {budget} cannot pay for one evaluation ({eval_cost:.4g} UNet-pass equivalents: "
+            f"{len(seed_list)} seed(s) x {sampling.timesteps} UNet steps{' x 2 for guidance' if sampling.guided else ''}"
+            f", plus decoding and scoring {meter.image_cost(1):.3g} per image)"
         )
     constraint = None
     if task == "attack" and min_similarity > 0 and not search_space.is_empty:
         constraint = MeaningConstraint(prompt, min_similarity)
-    gen.meter = CostMeter(budget)
+    meter.budget = budget
+    gen.meter = meter
     problem = Problem(
         model=gen,
         space=search_space,
@@ -322,9 +352,25 @@ def optimize(
         message = "interrupted: the result holds the best candidate found so far"
     result = _result(task, prompt, engine, search, grad, problem, budget, started, interrupted, message)
     result.filtered = filtered
+    judge = world_judge(engine.name, prompt)
+    if judge is not None and result.initial_images is not None and result.best_images is not None:
+        result.initial_faithfulness = _mean(judge(result.initial_images))
+        result.best_faithfulness = _mean(judge(result.best_images))
+    if held_out_seeds and not interrupted and result.initial.loss is not None:
+        texts = {"initial": (result.initial.prompt, result.initial.negative_prompt),
+                 "best": (result.best.prompt, result.best.negative_prompt)}
+        try:
+            result.held_out = evaluate_held_out(problem, texts, held_out_seeds, judge)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            result.message = "interrupted during the held-out evaluation: the result has no held-out figures"
     if out_dir is not None and result.initial.loss is not None:
         result.save(out_dir)
     return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _check_guidance(space_kind: str, parts: tuple[str, ...], guidance: float) -> None:
@@ -354,6 +400,7 @@ def _result(task, prompt, engine, search, grad, problem: Problem, budget, starte
         seed=problem.seed,
         budget=budget,
         cost=problem.meter.used,
+        cost_breakdown=problem.meter.breakdown(),
         initial=Candidate(*space.render(initial), init_loss),
         best=Candidate(*space.render(best), problem.best_loss),
         history=problem.history,

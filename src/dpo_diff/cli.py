@@ -37,6 +37,16 @@ Space = Annotated[Optional[str], typer.Option(help="synonym | antonym | nplib | 
 SolverOpt = Annotated[str, typer.Option("--solver", help="random | epo | gpo | hybrid")]
 Budget = Annotated[Optional[int], typer.Option(help="UNet forward passes to spend (default: 40 evaluations' worth).")]
 Seeds = Annotated[str, typer.Option(help="Image seeds: a count (2 means 0,1) or a list (3,7).")]
+EvalSeeds = Annotated[
+    str,
+    typer.Option(help="Held-out seeds the best prompt is re-rendered on after the search: a count of new seeds "
+                      "(from 1000 on) or a list; 0 turns it off."),
+]
+GpoStyle = Annotated[
+    str,
+    typer.Option(help="GPO details: 'authors' (per-element clipping, original word's logit 1, random ties) or "
+                      "'previous' (global-norm clipping, zero logits, first candidate wins ties)."),
+]
 Steps = Annotated[Optional[int], typer.Option(help="Sampling steps (default: 50; 20 for presets).")]
 Guidance = Annotated[
     Optional[float],
@@ -124,17 +134,41 @@ def _run(task: str, prompt: str, llm_base_url: str | None, llm_model: str | None
 
 
 def _report(result, out_dir: str | None) -> None:
-    table = Table(show_header=True, header_style="bold")
-    for column in ("", "prompt", "negative prompt", "loss"):
-        table.add_column(column, justify="right" if column == "loss" else "left")
+    held = result.held_out
+    judged = result.initial_faithfulness is not None
+    better = "lower" if result.task == "enhance" else "higher"
+    table = Table(show_header=True, header_style="bold", caption=f"loss: CLIP distance to the prompt, {better} is the goal")
+    columns = ["", "prompt", "negative prompt", "loss (search seeds)"]
+    if held is not None:
+        columns.append("loss (held-out seeds)")
+    if judged:
+        columns.append("judged faithfulness" + (" (held-out)" if held is not None else ""))
+    for column in columns:
+        table.add_column(column, justify="right" if column.startswith(("loss", "judged")) else "left")
     for name, cand in (("initial", result.initial), ("best", result.best)):
-        loss = f"{cand.loss:.4f}" if cand.loss is not None else "-"
-        table.add_row(name, escape(cand.prompt), escape(cand.negative_prompt or "-"), loss)
+        row = [name, escape(cand.prompt), escape(cand.negative_prompt or "-"),
+               f"{cand.loss:.4f}" if cand.loss is not None else "-"]
+        held_cand = getattr(held, name) if held is not None else None
+        if held is not None:
+            row.append(f"{held_cand.loss:.4f}")
+        if judged:
+            faith = held_cand.faithfulness if held_cand is not None else getattr(result, f"{name}_faithfulness")
+            row.append("-" if faith is None else f"{100 * faith:.0f} %")
+        table.add_row(*row)
     out.print(table)
+    spent = f"cost {result.cost:.0f}/{result.budget:.0f} UNet-pass equivalents"
+    if held is not None:
+        spent += f" (+{held.cost:.0f} for {len(held.seeds)} held-out seeds)"
     out.print(
-        escape(f"{result.task} with {result.solver} on {result.model}: cost {result.cost}/{result.budget} UNet passes, "
-               f"{result.seconds:.1f} s, seeds {result.seeds}")
+        escape(f"{result.task} with {result.solver} on {result.model}: {spent}, "
+               f"{result.seconds:.1f} s, search seeds {result.seeds}"
+               + (f", held-out seeds {held.seeds}" if held is not None else ""))
     )
+    if held is not None:
+        change = result.held_out_improvement
+        verdict = "better than the initial prompt" if change > 0 else "NOT better than the initial prompt"
+        out.print(escape(f"held-out seeds: the best prompt is {verdict} (loss change {change:+.4f} in the task's "
+                         f"direction; on the search seeds {result.improvement:+.4f})"))
     if result.message:
         err.print(f"[yellow]{escape(result.message)}[/yellow]")
     if out_dir is not None and result.initial.loss is not None:
@@ -149,6 +183,7 @@ def enhance(
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
     seeds: Seeds = "1",
+    eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
     out: Out = None,
@@ -158,6 +193,7 @@ def enhance(
     k: K = 1,
     schedule: Schedule = "step-15-2",
     iterations: Iterations = 20,
+    gpo_style: GpoStyle = "authors",
     scorer: Scorer = None,
     device: Device = None,
     allow_non_ascii: NonAscii = False,
@@ -176,6 +212,7 @@ def attack(
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
     seeds: Seeds = "1",
+    eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
     out: Out = None,
@@ -185,6 +222,7 @@ def attack(
     k: K = 1,
     schedule: Schedule = "step-15-2",
     iterations: Iterations = 20,
+    gpo_style: GpoStyle = "authors",
     min_similarity: MinSimilarity = 0.8,
     scorer: Scorer = None,
     device: Device = None,
@@ -242,6 +280,7 @@ def run_command(
     solver: SolverOpt = "hybrid",
     budget: Budget = None,
     seeds: Seeds = "1",
+    eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
     seed: Seed = 0,
@@ -269,7 +308,8 @@ def run_command(
     from .batch import load_prompts, run_batch
 
     options = dict(
-        space=space, solver=solver, budget=budget, seeds=seeds, steps=steps, guidance=guidance, seed=seed,
+        space=space, solver=solver, budget=budget, seeds=seeds, eval_seeds=eval_seeds, steps=steps,
+        guidance=guidance, seed=seed,
         source=source, estimator=estimator, k=k, schedule=schedule, iterations=iterations, scorer=scorer,
         allow_non_ascii=allow_non_ascii,
     )
@@ -314,28 +354,37 @@ def evaluate_command(
     _quiet_libraries()
     from pathlib import Path
 
-    from .batch.evaluate import load_runs, plot, rescore as rescore_images, summarize, to_csv, to_markdown
+    from .batch.evaluate import (
+        load_runs, pairs, pairs_markdown, plot, rescore as rescore_images, summarize, to_csv, to_markdown,
+    )
 
     try:
         runs = load_runs(folders)
         table = summarize(runs)
+        paired = pairs(runs)
         target = Path(folders[0])
         (target / "evaluation.csv").write_text(to_csv(table))
-        (target / "evaluation.md").write_text(to_markdown(table))
+        (target / "evaluation.md").write_text(to_markdown(table) + ("\n" + pairs_markdown(paired) if paired else ""))
         plots = plot(runs, target)
         extra = [summary for spec in (rescore or []) for summary in rescore_images(folders, spec)]
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
     view = Table(header_style="bold")
-    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken", "cost"):
+    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken",
+                   "held-out change", "held-out improved/broken", "cost"):
         view.add_column(column)
     for r in table:
+        held = r.get("held_out_change_mean")
         view.add_row(
             r["run"], str(r["solver"]), r["source"], r["task"], str(r["prompts"]),
             f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f}", f"{r['best_mean']:.4f} ± {r['best_std']:.4f}",
-            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %", f"{r['cost_mean']:.0f}",
+            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %",
+            "-" if held is None else f"{held:+.4f} ± {r['held_out_change_sem']:.4f}",
+            "-" if held is None else f"{100 * r['held_out_share']:.0f} %", f"{r['cost_mean']:.0f}",
         )
     out.print(view)
+    if paired:
+        out.print(escape(pairs_markdown(paired)))
     for summary in extra:
         out.print(f"rescored with {summary['scorer']}: initial {summary['initial_mean']:.4f}, best {summary['best_mean']:.4f} ({summary['prompts']} prompts)")
     written = [target / "evaluation.csv", target / "evaluation.md", *(target / p for p in plots)]
@@ -366,6 +415,8 @@ def compare_command(
     limit: Annotated[Optional[int], typer.Option(help="At most this many prompts.")] = None,
     model: Model = None,
     seeds: Seeds = "2",
+    eval_seeds: EvalSeeds = "4",
+    search_seeds: Annotated[int, typer.Option(help="Repeat each search with this many search seeds (--seed, --seed + 1, ...).")] = 1,
     steps: Steps = None,
     guidance: Guidance = None,
     seed: Seed = 0,
@@ -392,6 +443,8 @@ def compare_command(
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("left"), TimeRemainingColumn(), console=err, transient=True)
     bar = progress.add_task("compare: loading", total=None)
+    if search_seeds < 1:
+        _fail(f"--search-seeds must be at least 1, not {search_seeds}")
     try:
         records = load_prompts(prompts, limit=limit)
         engine = load(model, device=device)
@@ -401,6 +454,7 @@ def compare_command(
                 [x.strip() for x in spaces.split(",")] if spaces else [None], task, engine,
                 progress=lambda d, t, what: progress.update(bar, completed=d, total=t, description=f"compare {what}"),
                 seeds=seeds, steps=steps, guidance=guidance, seed=seed, iterations=iterations,
+                eval_seeds=eval_seeds, search_seeds=search_seeds,
             )
         paths = comparison.write(report, out_dir)
     except DpoDiffError as error:

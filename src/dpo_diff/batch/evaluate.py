@@ -15,7 +15,17 @@ from .store import ResultStore
 COLUMNS = (
     "run", "solver", "source", "task", "prompts", "initial_mean", "initial_std", "best_mean", "best_std",
     "change_mean", "share", "cost_mean",
+    "held_out_prompts", "held_out_initial_mean", "held_out_best_mean", "held_out_change_mean", "held_out_change_sem",
+    "held_out_share", "held_out_initial_faithfulness", "held_out_best_faithfulness", "held_out_cost_mean",
 )
+
+
+def held_out(row: dict) -> dict | None:
+    """The held-out block of a stored result (None: evaluated without held-out seeds)."""
+    try:
+        return json.loads(row["result_json"]).get("held_out")
+    except (TypeError, ValueError):
+        return None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -53,10 +63,77 @@ def summarize(runs) -> list[dict]:
                 "prompts": len(part), "initial_mean": im, "initial_std": isd, "best_mean": bm, "best_std": bsd,
                 "change_mean": statistics.fmean(changes), "share": sum(c > 1e-9 for c in changes) / len(changes),
                 "cost_mean": statistics.fmean(r["cost"] for r in part),
+                **_held_out_summary(part, sign),
             })
     if not table:
         raise DpoDiffError("no finished prompts to evaluate yet")
     return table
+
+
+def _held_out_summary(rows: list[dict], sign: float) -> dict:
+    from ..stats import sem
+
+    blocks = [h for h in (held_out(r) for r in rows) if h]
+    if not blocks:
+        return dict.fromkeys(COLUMNS[12:], None) | {"held_out_prompts": 0}
+    changes = [sign * (h["initial"]["loss"] - h["best"]["loss"]) for h in blocks]
+    faith0 = [h["initial"]["faithfulness"] for h in blocks if "faithfulness" in h["initial"]]
+    faith = [h["best"]["faithfulness"] for h in blocks if "faithfulness" in h["best"]]
+    return {
+        "held_out_prompts": len(blocks),
+        "held_out_initial_mean": statistics.fmean(h["initial"]["loss"] for h in blocks),
+        "held_out_best_mean": statistics.fmean(h["best"]["loss"] for h in blocks),
+        "held_out_change_mean": statistics.fmean(changes),
+        "held_out_change_sem": sem(changes),
+        "held_out_share": sum(c > 1e-9 for c in changes) / len(changes),
+        "held_out_initial_faithfulness": statistics.fmean(faith0) if faith0 else None,
+        "held_out_best_faithfulness": statistics.fmean(faith) if faith else None,
+        "held_out_cost_mean": statistics.fmean(h.get("cost", 0.0) for h in blocks),
+    }
+
+
+def pairs(runs) -> list[dict]:
+    """Every two runs of the same task, prompt by prompt on the prompts both finished: wins, ties
+    and a paired bootstrap interval of the held-out best loss (the search's when either run has none)."""
+    from itertools import combinations
+
+    from ..stats import paired
+
+    out = []
+    for (na, ca, ra), (nb, cb, rb) in combinations(runs, 2):
+        task = ca.get("task", "enhance")
+        if cb.get("task", "enhance") != task:
+            continue
+        a = {r["prompt"]: r for r in ra}
+        b = {r["prompt"]: r for r in rb}
+        shared = [p for p in a if p in b]
+        if not shared:
+            continue
+        use_held = all(held_out(a[p]) and held_out(b[p]) for p in shared)
+
+        def loss(r):
+            return held_out(r)["best"]["loss"] if use_held else r["best_loss"]
+
+        result = paired(na, [loss(a[p]) for p in shared], nb, [loss(b[p]) for p in shared], maximize=task == "attack")
+        out.append({"measure": "held_out_best_loss" if use_held else "best_loss", **result.to_dict()})
+    return out
+
+
+def pairs_markdown(table: list[dict]) -> str:
+    if not table:
+        return ""
+    lines = [
+        "Paired, prompt by prompt (positive difference: A better; ties apart; 95 % bootstrap interval):",
+        "",
+        "| A | B | measure | prompts | A wins | B wins | ties | mean difference [95 % CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in table:
+        lines.append(
+            f"| {p['a']} | {p['b']} | {p['measure']} | {p['n']} | {p['a_wins']} | {p['b_wins']} | {p['ties']} "
+            f"| {p['mean_difference']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]{' *' if p['significant'] else ''} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(table: list[dict]) -> str:
@@ -68,14 +145,25 @@ def to_csv(table: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _fmt(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
 def to_markdown(table: list[dict]) -> str:
-    head = "| run | solver | source | task | prompts | initial loss | best loss | change | improved / broken | cost / prompt |"
-    lines = [head, "|" + "---|" * 10]
+    head = (
+        "| run | solver | source | task | prompts | initial loss | best loss | change | improved / broken "
+        "| held-out change | held-out improved / broken | judged, held-out (initial -> best) | cost / prompt |"
+    )
+    lines = [head, "|" + "---|" * 13]
     for r in table:
+        judged = "-" if r.get("held_out_best_faithfulness") is None else (
+            f"{100 * r['held_out_initial_faithfulness']:.1f} % -> {100 * r['held_out_best_faithfulness']:.1f} %")
         lines.append(
             f"| {r['run']} | {r['solver']} | {r['source']} | {r['task']} | {r['prompts']} | "
             f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f} | {r['best_mean']:.4f} ± {r['best_std']:.4f} | "
-            f"{r['change_mean']:+.4f} | {100 * r['share']:.0f} % | {r['cost_mean']:.0f} |"
+            f"{r['change_mean']:+.4f} | {100 * r['share']:.0f} % | "
+            f"{_fmt(r.get('held_out_change_mean'), '{:+.4f}')} | {_fmt(r.get('held_out_share'), '{:.0%}')} | {judged} | "
+            f"{r['cost_mean']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

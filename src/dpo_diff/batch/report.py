@@ -56,6 +56,12 @@ def write_report(folder: str | Path) -> Path:
             for s, n in zip(data["seeds"], data.get("images", []))
         )
         negative = r["best_negative_prompt"] or ""
+        held = data.get("held_out")
+        held_cells = (
+            f'<td>{held["initial"]["loss"]:.4f} -> {held["best"]["loss"]:.4f}'
+            f'<div class="small">{sign * (held["initial"]["loss"] - held["best"]["loss"]):+.4f}</div></td>'
+            if held else "<td>-</td>"
+        )
         body.append(
             f'<tr data-change="{change:.6f}" data-index="{i}" data-initial="{r["initial_loss"]:.6f}">'
             f'<td>{html.escape(r["source"])}:{html.escape(str(r["row_id"]))}</td>'
@@ -63,12 +69,15 @@ def write_report(folder: str | Path) -> Path:
             f'<td>{highlight(r["prompt"], r["best_prompt"])}'
             + (f'<div class="neg">negative: <mark>{html.escape(negative)}</mark></div>' if negative else "")
             + f'</td><td>{r["initial_loss"]:.4f}</td><td>{r["best_loss"]:.4f}</td><td>{change:+.4f}</td>'
-            f"<td>{pairs}</td></tr>"
+            f"{held_cells}<td>{pairs}</td></tr>"
         )
     summary_rows = "".join(
         f"<tr><td>{html.escape(str(t['source']))}</td><td>{t['prompts']}</td>"
         f"<td>{t['initial_mean']:.4f} ± {t['initial_std']:.4f}</td><td>{t['best_mean']:.4f} ± {t['best_std']:.4f}</td>"
-        f"<td>{t['change_mean']:+.4f}</td><td>{100 * t['share']:.0f} %</td><td>{t['cost_mean']:.0f}</td></tr>"
+        f"<td>{t['change_mean']:+.4f}</td><td>{100 * t['share']:.0f} %</td>"
+        + (f"<td>{t['held_out_change_mean']:+.4f} ± {t['held_out_change_sem']:.4f}</td><td>{100 * t['held_out_share']:.0f} %</td>"
+           if t.get("held_out_change_mean") is not None else "<td>-</td><td>-</td>")
+        + f"<td>{t['cost_mean']:.0f}</td></tr>"
         for t in table
     )
     settings = ", ".join(f"{k}={v}" for k, v in sorted(config.items()) if v is not None)
@@ -80,14 +89,18 @@ def write_report(folder: str | Path) -> Path:
 <p class="small">{html.escape(settings)}</p>
 <h2>Summary</h2>
 <table id="summary"><thead><tr><th>source</th><th>prompts</th><th>initial loss</th><th>best loss</th>
-<th>mean change</th><th>{'improved' if task == 'enhance' else 'broken'}</th><th>cost / prompt (UNet passes)</th></tr></thead>
+<th>mean change (search seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (search seeds)</th>
+<th>mean change (held-out seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (held-out seeds)</th>
+<th>cost / prompt (UNet-pass equivalents)</th></tr></thead>
 <tbody>{summary_rows}</tbody></table>
 <div class="plots">{''.join(f'<img src="{p}" alt="{p}">' for p in plots)}</div>
 <h2>Prompts</h2>
-<p class="small">Images: initial (left) | best (right), one pair per seed. Click a header to sort.</p>
+<p class="small">Losses: CLIP distance to the prompt, {'lower' if task == 'enhance' else 'higher'} is the goal; change is in
+the task's direction. Held-out: the initial and best prompt re-rendered on seeds the search never saw.
+Images: initial (left) | best (right), one pair per search seed. Click a header to sort.</p>
 <table id="prompts"><thead><tr><th>row</th><th>prompt</th><th>best prompt / negative prompt</th>
 <th class="sortable" onclick="sortBy('initial')">initial loss</th><th>best loss</th>
-<th class="sortable" onclick="sortBy('change')">change</th><th>images</th></tr></thead>
+<th class="sortable" onclick="sortBy('change')">change</th><th>held-out loss (initial -> best)</th><th>images</th></tr></thead>
 <tbody>{''.join(body)}</tbody></table>
 </body></html>
 """

@@ -21,7 +21,7 @@ from .store import ResultStore
 # optimize() options that change results: stored once per run, checked on resume
 CONFIG_KEYS = (
     "space", "solver", "budget", "seeds", "steps", "guidance", "seed", "source", "estimator", "k",
-    "schedule", "iterations", "min_similarity", "nplib_size", "scorer",
+    "schedule", "iterations", "min_similarity", "nplib_size", "scorer", "eval_seeds", "gpo_style",
 )
 
 

@@ -10,15 +10,18 @@ from .random_search import RandomSearch
 SOLVERS = {"random": RandomSearch, "epo": EvolutionSolver, "gpo": GradientSolver, "hybrid": HybridSolver}
 
 
-def make_solver(name: str, estimator=None, schedule: str = "step-15-2", iterations: int = 20) -> Solver:
+def make_solver(
+    name: str, estimator=None, schedule: str = "step-15-2", iterations: int = 20, gpo_style: str = "authors"
+) -> Solver:
     """A solver by name; gradient options apply to gpo and hybrid."""
     key = name.strip().lower()
     if key not in SOLVERS:
         raise DpoDiffError(f"unknown solver '{name}': use {', '.join(SOLVERS)}")
+    gradient = GradientSolver(iterations=iterations, schedule=schedule, estimator=estimator, style=gpo_style)
     if key == "gpo":
-        return GradientSolver(iterations=iterations, schedule=schedule, estimator=estimator)
+        return gradient
     if key == "hybrid":
-        return HybridSolver(GradientSolver(iterations=iterations, schedule=schedule, estimator=estimator))
+        return HybridSolver(gradient)
     return SOLVERS[key]()
 
 

@@ -4,15 +4,24 @@ The learning phase runs ``iterations`` RMSprop steps on the slot logits, each wi
 Gumbel-softmax sample shared by all seeds, the gradient from the chosen estimator, the
 gradient clipped, and the logits clamped. It spends at most ``grad_fraction`` of the budget
 left; the rest goes to candidates sampled from the learned distribution (its argmax first).
+
+``style`` picks three details. ``"authors"`` (the default) follows the authors' release:
+each gradient element clipped to +-0.025, the original word's (candidate 0's) logit starting
+at 1 and the others at 0, and argmax ties (frequent once the logits hit the [0, 3] clamp)
+broken at random. ``"previous"`` is what this package did before: the gradient's global norm
+clipped to 0.025, all logits starting at 0, ties to the first candidate.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..errors import DpoDiffError
 from ..estimators import ShortcutEstimator, timestep_schedule
 from ..problem import Problem
 from ..relaxation import RelaxedChoice, encode_relaxed, tokenize_space
+
+GPO_STYLES = ("authors", "previous")
 
 
 class GradientSolver:
@@ -30,7 +39,11 @@ class GradientSolver:
         estimator=None,
         grad_fraction: float = 0.5,
         sample_batch: int = 8,
+        style: str = "authors",
     ):
+        if style not in GPO_STYLES:
+            raise DpoDiffError(f"unknown GPO style '{style}': use {' or '.join(GPO_STYLES)}")
+        self.style = style
         self.iterations = iterations
         self.lr = lr
         self.momentum = momentum
@@ -47,12 +60,15 @@ class GradientSolver:
         model = problem.model
         tspace = tokenize_space(problem.space, model)
         relaxed = RelaxedChoice(tspace.mask)
+        if self.style == "authors":
+            with torch.no_grad():
+                relaxed.logits[:, 0] = 1.0  # the original word (negative slots: say nothing)
         optimizer = torch.optim.RMSprop(relaxed.parameters(), lr=self.lr, momentum=self.momentum)
         ts = timestep_schedule(self.schedule, self.iterations, problem.rng)
         limit = problem.meter.used + self.grad_fraction * problem.meter.left
         sign = -1.0 if problem.maximize else 1.0
         for i, t in enumerate(ts):
-            cost = self.estimator.cost(t, problem.sampling)
+            cost = self.estimator.cost(t, problem.sampling, problem.meter)
             # keep one evaluation's worth for the sampling phase
             if problem.meter.used + cost > limit or not problem.meter.can_afford(cost + problem.eval_cost):
                 break
@@ -62,15 +78,27 @@ class GradientSolver:
             )
             optimizer.zero_grad()
             (sign * loss).backward()
-            torch.nn.utils.clip_grad_norm_(relaxed.parameters(), self.clip)
+            if self.style == "authors":
+                torch.nn.utils.clip_grad_value_(relaxed.parameters(), self.clip)
+            else:
+                torch.nn.utils.clip_grad_norm_(relaxed.parameters(), self.clip)
             optimizer.step()
             relaxed.clamp_(*self.clamp)
             problem.log("gradient", iteration=i, t=t, relaxed_loss=float(loss.detach()))
         return relaxed
 
+    def argmax(self, problem: Problem, relaxed: RelaxedChoice):
+        """The learned distribution's mode; ties at random ("authors") or to the first candidate."""
+        if self.style != "authors":
+            return relaxed.argmax()
+        logits = relaxed.masked_logits().detach()
+        top = logits == logits.max(dim=-1, keepdim=True).values
+        return tuple(problem.rng.choice(row.nonzero().flatten().tolist()) for row in top)
+
     def samples(self, problem: Problem, relaxed: RelaxedChoice, n: int, tries: int = 50) -> list:
         """The argmax, then up to ``n - 1`` distinct new samples of the learned distribution."""
-        out = [relaxed.argmax()] if problem.is_new(relaxed.argmax()) else []
+        mode = self.argmax(problem, relaxed)
+        out = [mode] if problem.is_new(mode) else []
         for _ in range(n * tries):
             if len(out) >= n:
                 break

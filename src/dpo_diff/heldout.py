@@ -1,0 +1,142 @@
+"""Held-out evaluation: the initial and the best prompt re-rendered on seeds the search never saw.
+
+A search picks the candidate whose images scored best *on its own seeds*; part of that gain is
+selection on noise. Every run therefore re-renders the initial and the best prompt on
+``eval_seeds`` (default: 4 seeds disjoint from the search seeds) and reports those losses
+beside the search's. On the bundled world, the pixel judge's faithfulness of those images is
+reported too. The cost of this re-evaluation is counted apart from the search budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .cost import CostMeter
+from .errors import DpoDiffError
+
+DEFAULT_EVAL_SEEDS = 4
+FIRST_EVAL_SEED = 1000  # held-out seeds counted from here, skipping any search seed
+
+Judge = Callable[[Tensor], float]
+
+
+def resolve_eval_seeds(eval_seeds: int | str | Sequence[int] | None, search_seeds: Sequence[int]) -> list[int]:
+    """``4`` -> four seeds from 1000 on, none a search seed; ``"7,9"`` or [7, 9] as given; 0 -> none."""
+    if eval_seeds is None:
+        eval_seeds = DEFAULT_EVAL_SEEDS
+    search = set(search_seeds)
+    try:
+        if isinstance(eval_seeds, str):
+            parts = [p for p in eval_seeds.split(",") if p.strip()]
+            if len(parts) == 1 and "," not in eval_seeds:
+                eval_seeds = int(parts[0])
+            else:
+                eval_seeds = [int(p) for p in parts]
+        if isinstance(eval_seeds, int):
+            if not 0 <= eval_seeds <= 1000:
+                raise DpoDiffError(f"--eval-seeds {eval_seeds}: give a count in [0, 1000] or a list (1000,1001)")
+            pool = (s for s in itertools.count(FIRST_EVAL_SEED) if s not in search)
+            return list(itertools.islice(pool, eval_seeds))
+        seeds = list(dict.fromkeys(int(s) for s in eval_seeds))
+    except ValueError:
+        raise DpoDiffError(f"--eval-seeds '{eval_seeds}': give a count (4) or a list (1000,1001)") from None
+    if any(not 0 <= s < 2**63 for s in seeds):
+        raise DpoDiffError(f"--eval-seeds '{eval_seeds}': each seed must be in [0, 2^63)")
+    shared = sorted(search & set(seeds))
+    if shared:
+        raise DpoDiffError(
+            f"--eval-seeds '{eval_seeds}' shares seed(s) {shared} with --seeds: held-out seeds must be new to the search"
+        )
+    return seeds
+
+
+def world_judge(model_name: str, prompt: str) -> Callable[[Tensor], list[float]] | None:
+    """Per-image faithfulness for world captions on the bundled world model, else None."""
+    if model_name != "world":
+        return None
+    from .world.judge import faithfulness
+    from .world.parse import parse_prompt
+
+    scene = parse_prompt(prompt)
+    if scene is None:
+        return None
+    return lambda images: [float(faithfulness(im.permute(1, 2, 0).cpu().numpy(), scene)) for im in images]
+
+
+@dataclass
+class HeldOutCandidate:
+    loss: float
+    losses: list[float]  # per held-out seed
+    faithfulness: float | None = None
+    faithfulness_per_seed: list[float] | None = None
+
+    def to_dict(self) -> dict:
+        d = {"loss": self.loss, "losses": [round(x, 6) for x in self.losses]}
+        if self.faithfulness is not None:
+            d["faithfulness"] = self.faithfulness
+        return d
+
+
+@dataclass
+class HeldOut:
+    """The initial and best prompt's losses (and judged faithfulness) on the held-out seeds."""
+
+    seeds: list[int]
+    initial: HeldOutCandidate
+    best: HeldOutCandidate
+    cost: float = 0.0
+    images: dict[str, Tensor] = field(default_factory=dict, repr=False)  # "initial" / "best": (seeds, 3, H, W)
+
+    def change(self, maximize: bool) -> float:
+        """How much the held-out loss moved in the task's direction."""
+        delta = self.initial.loss - self.best.loss
+        return -delta if maximize else delta
+
+    def to_dict(self) -> dict:
+        return {
+            "seeds": self.seeds,
+            "initial": self.initial.to_dict(),
+            "best": self.best.to_dict(),
+            "cost": round(self.cost, 3),
+        }
+
+
+@torch.no_grad()
+def evaluate_held_out(problem, texts: dict[str, tuple[str, str]], seeds: Sequence[int], judge=None) -> HeldOut:
+    """Render and score each (prompt, negative prompt) of ``texts`` ("initial", "best") on ``seeds``.
+
+    Uses the problem's model, objective, steps and guidance; spends on a meter of its own.
+    """
+    model, sampling = problem.model, problem.sampling
+    search_meter = model.meter
+    meter = CostMeter(None, decode_passes=search_meter.decode_passes, score_passes=search_meter.score_passes)
+    model.meter = meter
+    try:
+        names = list(dict.fromkeys(texts))
+        unique = list(dict.fromkeys(texts[n] for n in names))
+        cond = model.encode([p for p, _ in unique])
+        uncond = model.encode([n for _, n in unique]) if sampling.guided else None
+        images = model.generate(cond, uncond, list(seeds), sampling.steps, sampling.guidance)
+        losses = problem.objective(images).view(len(unique), len(seeds))
+        meter.add_score(images.shape[0])
+        images = images.view(len(unique), len(seeds), *images.shape[1:]).cpu()
+    finally:
+        model.meter = search_meter
+    out: dict[str, HeldOutCandidate] = {}
+    pictures: dict[str, Tensor] = {}
+    for name in names:
+        i = unique.index(texts[name])
+        per_seed = [float(x) for x in losses[i].tolist()]
+        faith = judge(images[i]) if judge is not None else None
+        out[name] = HeldOutCandidate(
+            statistics.fmean(per_seed), per_seed,
+            statistics.fmean(faith) if faith else None, faith,
+        )
+        pictures[name] = images[i]
+    return HeldOut(list(seeds), out["initial"], out["best"], meter.used, pictures)
