@@ -2,6 +2,7 @@
 
     python benchmarks/world_study.py --study solvers      # random / epo / gpo / hybrid at 3 budgets
     python benchmarks/world_study.py --study spaces       # antonym / nplib / antonym+nplib / synonym
+    python benchmarks/world_study.py --study gpo-styles   # GPO as the authors released it vs our earlier details
     python benchmarks/world_study.py --study solvers --quick   # CI: 2 prompts, 1 budget
 
 Prints the table (mean ± standard error over prompts; CLIP loss change on the search seeds and
@@ -28,7 +29,26 @@ HERE = Path(__file__).resolve().parent
 STUDIES = {
     "solvers": {"solvers": ["random", "epo", "gpo", "hybrid"], "spaces": [None]},
     "spaces": {"solvers": ["hybrid"], "spaces": ["antonym", "nplib", "antonym+nplib", "synonym"]},
+    "gpo-styles": {"solvers": ["gpo"], "spaces": [None], "styles": ["authors", "previous"]},
 }
+
+
+def run_styles(prompts, study, budgets, engine, **options) -> dict:
+    """The same solver under each GPO style, relabelled ``gpo (style)``, summarized and paired together."""
+    runs = []
+    report = None
+    for style in study["styles"]:
+        report = comparison.compare(prompts, study["solvers"], budgets, study["spaces"], "enhance", engine,
+                                    gpo_style=style, **options)
+        for r in report["runs"]:
+            r["solver"] = f"{r['solver']} ({style})"
+        runs += report["runs"]
+    solvers = [f"{so} ({st})" for st in study["styles"] for so in study["solvers"]]
+    report["runs"] = runs
+    report["summary"] = [comparison.summarize_cell(runs, sp, so, b, "enhance")
+                         for sp in study["spaces"] for so in solvers for b in budgets]
+    report["pairs"] = comparison.pair_table(runs, "enhance")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         study["spaces"] = study["spaces"][:2]
     engine = load(args.model)
     start = time.perf_counter()
-    report = comparison.compare(
-        prompts, study["solvers"], budgets, study["spaces"], "enhance", engine, seeds=args.seeds, steps=args.steps,
-        eval_seeds=args.eval_seeds, search_seeds=args.search_seeds,
+    options = dict(
+        seeds=args.seeds, steps=args.steps, eval_seeds=args.eval_seeds, search_seeds=args.search_seeds,
         progress=lambda d, t, what: print(f"  {d}/{t} {what} {time.perf_counter() - start:.0f} s", file=sys.stderr,
                                           flush=True) if d % 10 == 0 else None,
     )
+    if "styles" in study:
+        report = run_styles(prompts, study, budgets, engine, **options)
+    else:
+        report = comparison.compare(prompts, study["solvers"], budgets, study["spaces"], "enhance", engine, **options)
     out = Path(args.out or HERE / "results" / f"world_{args.study}{'_quick' if args.quick else ''}")
     paths = comparison.write(report, out)
     print(comparison.to_markdown(report))

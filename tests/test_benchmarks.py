@@ -61,3 +61,24 @@ def test_gpu_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
         assert batched["unet_passes"] == single["unet_passes"]  # same work, other batching
     assert {r["resolution"] for r in rows if r["model"] == "sd15"} == {64}
     assert "peak GiB" in capsys.readouterr().out
+
+
+def test_cost_units_benchmark_quick(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cost_units.json"
+    _run_script(monkeypatch, "cost_units", "--quick", "--json", str(out))
+    rows = {r["model"]: r for r in json.loads(out.read_text())}
+    assert abs(rows["sd15-random"]["decode_passes"] - 3.13) < 0.01
+    assert rows["tiny"]["decode_passes"] > 0 and rows["tiny"]["score_passes"] > 0
+    assert "decode = passes" in capsys.readouterr().out
+
+
+def test_gradient_cosine_table_quick(tmp_path, monkeypatch, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red car parked on a quiet street\n")
+    out = tmp_path / "gradient_cost.json"
+    _run_script(monkeypatch, "gradient_cost", "--cosine-only", "--cosine-model", "tiny", "--cosine-prompts", str(prompts),
+                "--cosine-seeds", "1", "--cosine-steps", "4", "--cosine-t", "10,50", "--json", str(out))
+    rows = json.loads((tmp_path / "gradient_cosine.json").read_text())["rows"]
+    assert {r["t"] for r in rows} == {10, 50} and all(-1 <= r["cosine"] <= 1 for r in rows)
+    # at t_i = 50 of 4 steps with K = 1 the shortcut starts at the last step: not the full chain
+    assert "cosine(shortcut" in capsys.readouterr().out
