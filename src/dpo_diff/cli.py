@@ -370,19 +370,30 @@ def evaluate_command(
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
     view = Table(header_style="bold")
-    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken",
-                   "held-out change", "held-out improved/broken", "cost"):
+    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken", "cost"):
         view.add_column(column)
     for r in table:
-        held = r.get("held_out_change_mean")
         view.add_row(
             r["run"], str(r["solver"]), r["source"], r["task"], str(r["prompts"]),
             f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f}", f"{r['best_mean']:.4f} ± {r['best_std']:.4f}",
-            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %",
-            "-" if held is None else f"{held:+.4f} ± {r['held_out_change_sem']:.4f}",
-            "-" if held is None else f"{100 * r['held_out_share']:.0f} %", f"{r['cost_mean']:.0f}",
+            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %", f"{r['cost_mean']:.0f}",
         )
     out.print(view)
+    held_rows = [r for r in table if r.get("held_out_change_mean") is not None]
+    if held_rows:
+        held = Table(header_style="bold", title="the same prompts on held-out seeds (the figures to trust)")
+        for column in ("run", "source", "n", "initial -> best loss", "change", "improved/broken", "judged"):
+            held.add_column(column)
+        for r in held_rows:
+            judged = "-" if r.get("held_out_best_faithfulness") is None else (
+                f"{100 * r['held_out_initial_faithfulness']:.0f} -> {100 * r['held_out_best_faithfulness']:.0f} %")
+            held.add_row(
+                r["run"], r["source"], str(r["held_out_prompts"]),
+                f"{r['held_out_initial_mean']:.4f} -> {r['held_out_best_mean']:.4f}",
+                f"{r['held_out_change_mean']:+.4f} ± {r['held_out_change_sem']:.4f}",
+                f"{100 * r['held_out_share']:.0f} %", judged,
+            )
+        out.print(held)
     if paired:
         out.print(escape(pairs_markdown(paired)))
     for summary in extra:

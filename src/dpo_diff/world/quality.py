@@ -272,7 +272,11 @@ def write_card(folder: str | Path, report: dict) -> Path:
     fields["agreement"] = _agreement_section(report, pct)
     (folder / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     path = folder / "README.md"
-    path.write_text(CARD.format(**fields))
+    card = CARD.format(**fields)
+    studies = folder / "studies.md"  # the solver and space studies (benchmarks/world_study.py), kept by hand
+    if studies.exists():
+        card = card.rstrip("\n") + "\n\n" + studies.read_text()
+    path.write_text(card)
     return path
 
 
