@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .api import Engine, load, optimize
+from .spaces import LLMConfig
 
 
 def _sem(values: list[float]) -> float:
@@ -82,8 +83,15 @@ def compare(
             "faithfulness": statistics.fmean(faith) if faith else None, "faithfulness_sem": _sem(faith) if faith else None,
             "initial_faithfulness": statistics.fmean(faith0) if faith0 else None,
         })
-    return {"task": task, "model": engine.name, "options": {k: v for k, v in options.items() if k != "progress"},
+    return {"task": task, "model": engine.name, "options": {k: _plain(v) for k, v in options.items() if k != "progress"},
             "runs": runs, "summary": summary}
+
+
+def _plain(value):
+    """An option as JSON can hold it: an LLM endpoint as its URL and model (never its key)."""
+    if isinstance(value, LLMConfig):
+        return {"base_url": value.base_url, "model": value.model}
+    return value
 
 
 def to_markdown(report: dict) -> str:

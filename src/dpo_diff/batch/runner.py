@@ -87,7 +87,6 @@ def run_batch(
     lock = StoreLock(folder)  # one writer per store: a second run is refused here, in one line
     store: ResultStore | None = None
     try:
-        prepare_image_dir(folder)
         model = model or default_model()
         model_name = model.name if isinstance(model, Engine) else model
         defaults = {k: p.default for k, p in inspect.signature(optimize).parameters.items()}
@@ -98,6 +97,7 @@ def run_batch(
         config["seeds"] = parse_seeds(config["seeds"])  # 2, "2" and [0, 1] are one configuration
         config.update(llm_config(config["source"], options.get("llm")))
         store = ResultStore(folder, config=config)  # the configuration is stored before any prompt runs
+        prepare_image_dir(folder)
         finished = store.finished()
         todo = [p for p in prompts if p.text not in finished]
         total, done = len(prompts), len(prompts) - len(todo)
