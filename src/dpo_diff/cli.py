@@ -92,6 +92,9 @@ def _fail(message: str, code: int = 2) -> None:
     An interrupt (code 130) that came as SIGTERM says so and exits 143, as SIGTERM should.
     """
     global _reported
+    if _stop_signal is not None and code not in (130, 143):
+        # a library may turn the interrupt into an error of its own (a failed lazy import): still the interrupt
+        message, code = f"interrupted (while: {message})", 130
     if code == 130 and _stop_signal == signal.SIGTERM:
         message, code = "stopped by SIGTERM" + message.removeprefix("interrupted"), 143
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
@@ -516,9 +519,21 @@ def main() -> None:
         app()
     except SystemExit as exit_:
         if exit_.code == 130 and not _reported:  # stopped before a command could say anything
-            err.print("[red]error:[/red] interrupted while starting; nothing was done", soft_wrap=True)
-            raise SystemExit(_interrupt_code()) from None
+            _fail_interrupted()
         raise
+    except BaseException:
+        if _stop_signal is None:
+            raise
+        # stopped while a library was importing or loading: it may have turned the interrupt
+        # into an exception of its own; the user asked to stop, so that is what is said
+        _fail_interrupted()
+
+
+def _fail_interrupted() -> None:
+    if not _reported:
+        word = "stopped by SIGTERM" if _stop_signal == signal.SIGTERM else "interrupted"
+        err.print(f"[red]error:[/red] {word} before the command could finish; run it again", soft_wrap=True)
+    raise SystemExit(_interrupt_code()) from None
 
 
 if __name__ == "__main__":

@@ -85,7 +85,10 @@ def store_error(err: sqlite3.Error | OSError, path: Path) -> DpoDiffError:
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return DpoDiffError(f"the results database '{path}' is busy ({text}): another process holds it; try again")
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-        return DpoDiffError(f"cannot open the results database '{path}' ({text}): check the folder and its permissions")
+        return DpoDiffError(
+            f"cannot open the results database '{path}' ({text}): check the folder, its permissions and that nothing "
+            f"else stands at {path.name}-wal or {path.name}-shm"
+        )
     return DpoDiffError(f"the results database '{path}' failed: {text}")
 
 
