@@ -136,15 +136,15 @@ def copy_store(src: Path, dst: Path) -> Path:
 
 # --------------------------------------------------------------- kills and locking
 def test_random_kills_sigterm_and_a_second_run_lose_nothing(engine, tmp_path):
-    """SIGKILLs at random points (fixed seed), a second run while one holds the folder,
-    a stale lock left by a killed run, SIGTERM, then a resume: every finished prompt kept."""
+    """SIGKILL and SIGTERM at random points (fixed seed), a second run while one holds the
+    folder, a stale lock left by the killed run, then a resume: every finished prompt kept."""
     rng = random.Random(13)
     prompts = write(tmp_path / "p.txt", "\n".join(PROMPTS))
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     kept: dict[str, set[str]] = {}
     lost_rows = lost_images = bad = 0
-    for attempt, how in enumerate(("SIGKILL", "SIGKILL", "SIGTERM")):
+    for attempt, how in enumerate(("SIGKILL", "SIGTERM")):
         proc = subprocess.Popen(cli_command(prompts, out), env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         if attempt == 0:
@@ -187,15 +187,18 @@ def test_random_kills_sigterm_and_a_second_run_lose_nothing(engine, tmp_path):
     assert sorted(final) == sorted(PROMPTS) and all(final[p] == {"seed-0.png"} for p in final)
     with sqlite3.connect(out / "results.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    record("2 SIGKILLs at random points + SIGTERM + resume", lost_rows + r, lost_images + i, 0)
+    record("SIGKILL and SIGTERM at random points, stale lock, resume", lost_rows + r, lost_images + i, 0)
     record("second run on a folder in use (other --guidance)", 0, 0, bad)
     assert lost_rows + r == 0 and lost_images + i == 0 and bad == 0
 
 
+# Another run, as far as the lock protocol goes: flock on results.lock, a JSON note of who holds it
+# (plain Python, so the test does not pay for importing torch in a second process).
 LOCK_HOLDER = """
-import sys, time
-from dpo_diff.batch.store import StoreLock
-lock = StoreLock(sys.argv[1])
+import fcntl, json, os, socket, sys, time
+fd = os.open(os.path.join(sys.argv[1], "results.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}).encode())
 print("held", flush=True)
 time.sleep(60)
 """
@@ -361,7 +364,7 @@ def _limit_file_size(limit: int):
 
 
 @pytest.mark.parametrize("limit_kb", [5, 36])
-def test_file_size_limit(limit_kb, finished_store, engine, tmp_path):
+def test_file_size_limit(limit_kb, finished_store, tmp_path):
     """ulimit -f: at 5 KB the store cannot even be opened for writing; at 36 KB prompts run
     until the write-ahead log cannot grow. Either way: one line, nothing finished lost."""
     folder = copy_store(finished_store, tmp_path / "run")
@@ -371,11 +374,12 @@ def test_file_size_limit(limit_kb, finished_store, engine, tmp_path):
                           preexec_fn=_limit_file_size(limit_kb * 1024), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "file-size limit" in done.stderr and "not a dpo-diff results database" not in done.stderr, done.stderr
-    middle = snapshot(folder)
-    assert len(middle) < len(PROMPTS)
-    assert run_batch(load_prompts(str(prompts)), folder, "enhance", model=engine, **FAST) == {"done": len(PROMPTS)}
-    rows, images = losses({**before, **middle}, snapshot(folder))
-    record(f"file-size limit {limit_kb} KB, then resume", rows, images, int(not one_error_line(done.stderr)))
+    after = snapshot(folder)  # (resuming after a failure is the kill test's business)
+    assert before.keys() <= after.keys() and len(after) < len(PROMPTS)
+    with sqlite3.connect(folder / "results.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows, images = losses(before, after)
+    record(f"file-size limit {limit_kb} KB", rows, images, int(not one_error_line(done.stderr)))
     assert one_error_line(done.stderr) and rows == images == 0
 
 
@@ -570,7 +574,7 @@ def test_run_and_compare_take_the_llm_options(hostile, tmp_path, no_reload):
     space = json.loads(store.rows()[0]["result_json"])["space"]
     store.close()
     assert {s["label"] for s in space["slots"]} == {"red", "car"}
-    compared = runner.invoke(app, ["compare", str(prompts), "--solvers", "random", "--budgets", "8", "--seeds", "1",
+    compared = runner.invoke(app, ["compare", str(prompts), "--solvers", "random", "--budgets", "4", "--seeds", "1",
                                    "--steps", "2", "--model", "tiny", "--out", str(tmp_path / "cmp"),
                                    "--source", "llm", "--llm-base-url", hostile, "--llm-model", "fake-compare"])
     assert compared.exit_code == 0, compared.output

@@ -146,6 +146,9 @@ def _run(task: str, prompt: str, llm_base_url: str | None, llm_model: str | None
             result = api.optimize(task, prompt, llm=_llm(llm_base_url, llm_model), progress=on_progress, **options)
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:  # result.json or an image could not be written (full disk, file-size limit)
+        _fail(f"cannot write '{error.filename or options.get('out')}' ({error.strerror or error}): "
+              "free space or use another --out")
     except KeyboardInterrupt:
         _fail("interrupted before the search started; nothing to save", 130)
     _report(result, options.get("out"))
@@ -253,7 +256,8 @@ def space_command(
         table.add_row(escape(slot.label), slot.target, escape(", ".join(c if c else '""' for c in slot.candidates)))
     out.print(table)
     if space.dropped:
-        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token), e.g. {space.dropped[0]}"))
+        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "
+                         f"e.g. {space.dropped[0]}"))
 
 
 @app.command("run")
@@ -457,6 +461,8 @@ def compare_command(
         paths = comparison.write(report, out_dir)
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:
+        _fail(f"cannot write '{error.filename or out_dir}' ({error.strerror or error}): free space or use another --out")
     except KeyboardInterrupt:
         _fail("interrupted: nothing written", 130)
     out.print(escape(comparison.to_markdown(report)))
