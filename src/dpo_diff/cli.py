@@ -300,7 +300,7 @@ def run_command(
 ) -> None:
     """Optimize every prompt of a file or dataset into one resumable results folder.
 
-    One run per folder: a second run on a folder in use is refused (see README, "Batch runs").
+    One run per folder: a second run on a folder in use is refused in one line (README: "Faults").
     """
     _quiet_libraries()
     from rich.progress import TimeRemainingColumn
