@@ -46,19 +46,22 @@ PROMPTS = [
 ]
 FAST = {"steps": 2, "budget": 4, "iterations": 1}  # one evaluation of one seed, two UNet steps
 FAST_ARGS = ["--model", "tiny", "--steps", "2", "--budget", "4", "--iterations", "1"]
-TABLE: list[tuple[str, int, int, int]] = []
+TABLE: list[tuple[str, int, int, int, int, int]] = []
 
 
 # --------------------------------------------------------------------------- helpers
-def record(case: str, lost_rows: int, lost_images: int, bad_messages: int) -> None:
-    TABLE.append((case, lost_rows, lost_images, bad_messages))
+def record(case: str, lost_rows: int, lost_images: int, bad_messages: int, at_risk: int = 0, messages: int = 1) -> None:
+    """One line of the table: ``at_risk`` finished prompts were stored when the fault hit,
+    ``messages`` user-facing failure messages were checked."""
+    TABLE.append((case, at_risk, lost_rows, lost_images, messages, bad_messages))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _fault_table():
     yield
-    lines = ["case | finished prompts lost | images lost | messages not one line", "--- | --- | --- | ---"]
-    lines += [f"{case} | {rows} | {images} | {bad}" for case, rows, images, bad in TABLE]
+    lines = ["case | finished prompts at risk | finished prompts lost | images lost | messages checked | "
+             "messages not one line", "--- | --- | --- | --- | --- | ---"]
+    lines += [" | ".join(map(str, row)) for row in TABLE]
     text = "\n".join(lines) + "\n"
     if os.environ.get("DPO_DIFF_FAULT_TABLE"):
         Path(os.environ["DPO_DIFF_FAULT_TABLE"]).write_text(text)
@@ -174,7 +177,7 @@ def test_random_kills_sigterm_and_a_second_run_lose_nothing(engine, tmp_path):
         if how == "SIGTERM":
             assert proc.returncode == 143, stderr
             assert "stopped by SIGTERM: finished prompts are kept" in stderr
-            bad += not one_error_line(stderr)
+            bad_term = int(not one_error_line(stderr))
         else:
             assert proc.returncode == -signal.SIGKILL
             # the killed run's lock file stays, naming a dead process: the next run takes it over
@@ -187,9 +190,10 @@ def test_random_kills_sigterm_and_a_second_run_lose_nothing(engine, tmp_path):
     assert sorted(final) == sorted(PROMPTS) and all(final[p] == {"seed-0.png"} for p in final)
     with sqlite3.connect(out / "results.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    record("SIGKILL and SIGTERM at random points, stale lock, resume", lost_rows + r, lost_images + i, 0)
-    record("second run on a folder in use (other --guidance)", 0, 0, bad)
-    assert lost_rows + r == 0 and lost_images + i == 0 and bad == 0
+    record("SIGKILL and SIGTERM at random points, stale lock, resume", lost_rows + r, lost_images + i,
+           bad_term, at_risk=len(kept), messages=1)
+    record("second run on a folder in use (other --guidance)", 0, 0, bad, at_risk=0, messages=1)
+    assert lost_rows + r == 0 and lost_images + i == 0 and bad == 0 and bad_term == 0
 
 
 # Another run, as far as the lock protocol goes: flock on results.lock, a JSON note of who holds it
@@ -264,7 +268,7 @@ def test_bad_store_is_refused_in_one_line_and_left_alone(case, finished_store, t
     assert db.read_bytes() == content  # refused, never reused or rewritten
     assert sorted((folder / "images").rglob("*.png")) == pngs  # no image written without its row
     # what the store held is still there, byte for byte (the damage itself is the test's doing)
-    record(f"store: {case} (run, report, evaluate)", 0, 0, bad)
+    record(f"store: {case} (run, report, evaluate)", 0, 0, bad, at_risk=2, messages=3)
     assert bad == 0
 
 
@@ -292,7 +296,8 @@ def test_image_write_failing_mid_run_keeps_finished_prompts(engine, tmp_path, no
     (out / "images" / image_dir_name(PROMPTS[1])).unlink()
     assert run_batch(load_prompts(str(prompts)), out, "enhance", model=engine, **FAST) == {"done": 3}
     rows, images = losses(kept, snapshot(out))
-    record("image folder unwritable mid-run, then resume", rows, images, int(not one_error_line(result.output)))
+    record("image folder unwritable mid-run, then resume", rows, images, int(not one_error_line(result.output)),
+           at_risk=len(kept))
     assert one_error_line(result.output) and rows == images == 0
 
 
@@ -333,7 +338,7 @@ def test_read_only_store(finished_store, tmp_path):
                               text=True, timeout=300)
         assert done.returncode == 2 and "read-only" in done.stderr, done.stderr
         rows, images = losses(before, snapshot(folder))
-        record("read-only store file", rows, images, int(not one_error_line(done.stderr)))
+        record("read-only store file", rows, images, int(not one_error_line(done.stderr)), at_risk=len(before))
         assert one_error_line(done.stderr) and rows == images == 0
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -351,7 +356,8 @@ def test_store_journal_blocked(finished_store, tmp_path, no_reload):
     assert result.exit_code == 2 and "cannot open the results database" in result.output, result.output
     (folder / "results.sqlite-wal").rmdir()
     rows, images = losses(before, snapshot(folder))
-    record("store's log blocked (results.sqlite-wal is a folder)", rows, images, int(not one_error_line(result.output)))
+    record("store's log blocked (results.sqlite-wal is a folder)", rows, images, int(not one_error_line(result.output)),
+           at_risk=len(before))
     assert one_error_line(result.output) and rows == images == 0
 
 
@@ -379,7 +385,8 @@ def test_file_size_limit(limit_kb, finished_store, tmp_path):
     with sqlite3.connect(folder / "results.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     rows, images = losses(before, after)
-    record(f"file-size limit {limit_kb} KB", rows, images, int(not one_error_line(done.stderr)))
+    record(f"file-size limit {limit_kb} KB (then {len(after) - len(before)} more stored)", rows, images,
+           int(not one_error_line(done.stderr)), at_risk=len(before))
     assert one_error_line(done.stderr) and rows == images == 0
 
 
@@ -388,7 +395,7 @@ def test_sigint_while_starting_is_one_line(tmp_path):
     prompts = write(tmp_path / "p.txt", PROMPTS[0])
     proc = subprocess.Popen(cli_command(prompts, tmp_path / "out"), env={**os.environ, "HF_HUB_OFFLINE": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # inside the imports / model load
+    time.sleep(1.5)  # inside the imports / model load
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -434,6 +441,9 @@ def test_prompt_file_rows_are_refused_and_reported_in_a_run(tmp_path, no_reload)
     assert sorted(r["row_id"] for r in refused) == ["2", "4"]
     assert all(len(r["prompt"]) < 200 and "row " in r["message"] for r in refused)
     assert time.perf_counter() - started < 60
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    record("prompt file: BOM, non-string, empty and 6,000-character rows", 0, 0, int(len(warnings) != 1),
+           messages=len(warnings))
 
 
 # ---------------------------------------------------------------- hostile LLM endpoint
