@@ -398,7 +398,9 @@ def test_sigint_while_starting_is_one_line(tmp_path):
     time.sleep(1.5)  # inside the imports / model load
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    # 130, or death by SIGINT: CPython re-raises SIGINT at exit once a KeyboardInterrupt has passed
+    # through code it ran for an extension (a sticky flag, set in some imports); shells show 130 for both
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     record("SIGINT while starting", 0, 0, int(not one_error_line(stderr)))
     assert one_error_line(stderr) and "interrupted" in stderr, stderr
 
