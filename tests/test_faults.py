@@ -301,6 +301,22 @@ def test_image_write_failing_mid_run_keeps_finished_prompts(engine, tmp_path, no
     assert one_error_line(result.output) and rows == images == 0
 
 
+def test_evaluate_and_report_outputs_blocked(finished_store, tmp_path):
+    """evaluate and report cannot write their files (a folder stands in their place): one line each."""
+    folder = copy_store(finished_store, tmp_path / "run")
+    (folder / "evaluation.csv").mkdir()
+    (folder / "report.html").mkdir()
+    before = snapshot(folder)
+    bad = 0
+    for args in (["evaluate", str(folder)], ["report", str(folder)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "cannot write the" in result.output, result.output
+        bad += not one_error_line(result.output)
+    rows, images = losses(before, snapshot(folder))
+    record("evaluate/report outputs blocked", rows, images, bad, at_risk=len(before), messages=2)
+    assert bad == 0 and rows == images == 0
+
+
 def _as_nobody() -> None:
     os.setgid(65534)
     os.setuid(65534)
