@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -64,7 +65,18 @@ Scorer = Annotated[Optional[str], typer.Option(help="CLIP scorer id or folder (d
 Device = Annotated[Optional[str], typer.Option(help="cuda | mps | cpu (default: the best available).")]
 NonAscii = Annotated[bool, typer.Option(help="Accept non-ASCII text (such words are kept fixed).")]
 LlmUrl = Annotated[Optional[str], typer.Option(envvar="DPO_DIFF_LLM_BASE_URL", help="OpenAI-compatible endpoint for --source llm.")]
-LlmModel = Annotated[Optional[str], typer.Option(envvar="DPO_DIFF_LLM_MODEL", help="Model for --source llm (key: $DPO_DIFF_LLM_API_KEY or $OPENAI_API_KEY).")]
+LlmModel = Annotated[
+    Optional[str],
+    typer.Option(
+        envvar="DPO_DIFF_LLM_MODEL",
+        help="Model for --source llm (key: $DPO_DIFF_LLM_API_KEY; $OPENAI_API_KEY only for api.openai.com).",
+    ),
+]
+
+# How the process was asked to stop (set by the handlers main() installs), and whether the
+# user has been told: an interrupt nobody reported gets its one line in main().
+_stop_signal: int | None = None
+_reported = False
 
 
 def _quiet_libraries() -> None:
@@ -85,8 +97,28 @@ def _quiet_libraries() -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """One ``error:`` line on stderr, then exit with ``code``.
+
+    An interrupt (code 130) that came as SIGTERM says so and exits 143, as SIGTERM should.
+    """
+    global _reported
+    if _stop_signal is not None and code not in (130, 143):
+        # a library may turn the interrupt into an error of its own (a failed lazy import): still the interrupt
+        message, code = f"interrupted (while: {message})", 130
+    if code == 130 and _stop_signal == signal.SIGTERM:
+        message, code = "stopped by SIGTERM" + message.removeprefix("interrupted"), 143
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    _reported = True
     raise typer.Exit(code)
+
+
+def _interrupt_code() -> int:
+    return 143 if _stop_signal == signal.SIGTERM else 130
+
+
+def _progress(*columns) -> Progress:
+    """A transient progress display on stderr, off when stderr is not a terminal (no stray blank line)."""
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 def _llm(base_url: str | None, model: str | None):
@@ -104,14 +136,12 @@ def _run(task: str, prompt: str, llm_base_url: str | None, llm_model: str | None
     _quiet_libraries()
     from . import api
 
-    progress = Progress(
+    progress = _progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("UNet passes"),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
     )
     bar = progress.add_task(f"{task}: loading", total=None)
 
@@ -126,11 +156,14 @@ def _run(task: str, prompt: str, llm_base_url: str | None, llm_model: str | None
             result = api.optimize(task, prompt, llm=_llm(llm_base_url, llm_model), progress=on_progress, **options)
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:  # result.json or an image could not be written (full disk, file-size limit)
+        _fail(f"cannot write '{error.filename or options.get('out')}' ({error.strerror or error}): "
+              "free space or use another --out")
     except KeyboardInterrupt:
         _fail("interrupted before the search started; nothing to save", 130)
     _report(result, options.get("out"))
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(_interrupt_code())
 
 
 def _report(result, out_dir: str | None) -> None:
@@ -261,7 +294,8 @@ def space_command(
         table.add_row(escape(slot.label), slot.target, escape(", ".join(c if c else '""' for c in slot.candidates)))
     out.print(table)
     if space.dropped:
-        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token), e.g. {space.dropped[0]}"))
+        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "
+                         f"e.g. {space.dropped[0]}"))
 
 
 @app.command("run")
@@ -300,8 +334,13 @@ def run_command(
     actors: Annotated[
         Optional[int], typer.Option(help="Ray actors (default: one per GPU; without GPUs one per 4 CPUs).")
     ] = None,
+    llm_base_url: LlmUrl = None,
+    llm_model: LlmModel = None,
 ) -> None:
-    """Optimize every prompt of a file or dataset into one resumable results folder."""
+    """Optimize every prompt of a file or dataset into one resumable results folder.
+
+    One run per folder: a second run on a folder in use is refused in one line (README: "Faults").
+    """
     _quiet_libraries()
     from rich.progress import TimeRemainingColumn
 
@@ -311,13 +350,13 @@ def run_command(
         space=space, solver=solver, budget=budget, seeds=seeds, eval_seeds=eval_seeds, steps=steps,
         guidance=guidance, seed=seed,
         source=source, estimator=estimator, k=k, schedule=schedule, iterations=iterations, scorer=scorer,
-        allow_non_ascii=allow_non_ascii,
+        allow_non_ascii=allow_non_ascii, llm=_llm(llm_base_url, llm_model),
     )
     if task == "attack":
         options["min_similarity"] = min_similarity
-    progress = Progress(
+    progress = _progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("prompts"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=err, transient=True,
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
     )
     bar = progress.add_task(f"{task}: loading", total=None)
 
@@ -332,6 +371,8 @@ def run_command(
         _fail(f"--actors must be at least 1, not {actors}")
     try:
         records = load_prompts(prompts, dataset, split, column, limit)
+        if records.empty_note():
+            err.print(f"[yellow]warning:[/yellow] {escape(records.empty_note())}", soft_wrap=True)
         with progress:
             counts = run_batch(
                 records, out_dir, task, model=model, filter=filter, progress=on_progress, ray=ray, actors=actors,
@@ -342,7 +383,8 @@ def run_command(
     except KeyboardInterrupt:
         _fail(f"interrupted: finished prompts are kept in {out_dir}; run the same command to resume", 130)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    console.print(escape(f"{len(records)} prompts: {parts}; results in {out_dir}"), soft_wrap=True)
+    skipped = f" ({records.empty_note()})" if records.empty_note() else ""
+    console.print(escape(f"{len(records)} prompts{skipped}: {parts}; results in {out_dir}"), soft_wrap=True)
 
 
 @app.command("evaluate")
@@ -369,6 +411,8 @@ def evaluate_command(
         extra = [summary for spec in (rescore or []) for summary in rescore_images(folders, spec)]
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:
+        _fail(f"cannot write the evaluation into '{folders[0]}' ({error.strerror or error}): make it writable")
     view = Table(header_style="bold")
     for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken", "cost"):
         view.add_column(column)
@@ -412,6 +456,8 @@ def report_command(folder: Annotated[str, typer.Argument(help="Results folder of
         path = write_report(folder)
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:
+        _fail(f"cannot write the report into '{folder}' ({error.strerror or error}): make it writable")
     out.print(f"wrote {path}", soft_wrap=True)
 
 
@@ -433,6 +479,9 @@ def compare_command(
     seed: Seed = 0,
     iterations: Iterations = 20,
     device: Device = None,
+    source: Source = "wordnet",
+    llm_base_url: LlmUrl = None,
+    llm_model: LlmModel = None,
 ) -> None:
     """Each solver (and space) at each budget on the same prompts and seeds: table + plot (+ judge on the world)."""
     _quiet_libraries()
@@ -451,13 +500,19 @@ def compare_command(
             _fail(f"--budgets '{text}': give positive numbers")
         return values
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("left"), TimeRemainingColumn(), console=err, transient=True)
+    progress = _progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                         TextColumn("left"), TimeRemainingColumn())
     bar = progress.add_task("compare: loading", total=None)
     if search_seeds < 1:
         _fail(f"--search-seeds must be at least 1, not {search_seeds}")
     try:
         records = load_prompts(prompts, limit=limit)
+        for note in [records.empty_note(), *(f"{r.refusal}; skipped" for r in records if r.refusal)]:
+            if note:
+                err.print(f"[yellow]warning:[/yellow] {escape(note)}", soft_wrap=True)
+        records = [r for r in records if r.refusal is None]
+        if not records:
+            _fail(f"no prompt of {prompts} can be compared")
         engine = load(model, device=device)
         with progress:
             report = comparison.compare(
@@ -465,11 +520,13 @@ def compare_command(
                 [x.strip() for x in spaces.split(",")] if spaces else [None], task, engine,
                 progress=lambda d, t, what: progress.update(bar, completed=d, total=t, description=f"compare {what}"),
                 seeds=seeds, steps=steps, guidance=guidance, seed=seed, iterations=iterations,
-                eval_seeds=eval_seeds, search_seeds=search_seeds,
+                eval_seeds=eval_seeds, search_seeds=search_seeds, source=source, llm=_llm(llm_base_url, llm_model),
             )
         paths = comparison.write(report, out_dir)
     except DpoDiffError as error:
         _fail(str(error), error.exit_code)
+    except OSError as error:
+        _fail(f"cannot write '{error.filename or out_dir}' ({error.strerror or error}): free space or use another --out")
     except KeyboardInterrupt:
         _fail("interrupted: nothing written", 130)
     out.print(escape(comparison.to_markdown(report)))
@@ -517,8 +574,36 @@ def world_card(
     out.print(f"wrote {path}", soft_wrap=True)
 
 
+def _on_stop_signal(signum: int, _frame) -> None:
+    """SIGINT and SIGTERM both stop the command as Ctrl-C does (finished work kept, one line)."""
+    global _stop_signal
+    _stop_signal = signum
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    app()
+    """The ``dpo-diff`` entry point: SIGTERM handled like SIGINT, and no interrupt goes unreported."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_stop_signal)
+    try:
+        app()
+    except SystemExit as exit_:
+        if exit_.code == 130 and not _reported:  # stopped before a command could say anything
+            _fail_interrupted()
+        raise
+    except BaseException:
+        if _stop_signal is None:
+            raise
+        # stopped while a library was importing or loading: it may have turned the interrupt
+        # into an exception of its own; the user asked to stop, so that is what is said
+        _fail_interrupted()
+
+
+def _fail_interrupted() -> None:
+    if not _reported:
+        word = "stopped by SIGTERM" if _stop_signal == signal.SIGTERM else "interrupted"
+        err.print(f"[red]error:[/red] {word} before the command could finish; run it again", soft_wrap=True)
+    raise SystemExit(_interrupt_code()) from None
 
 
 if __name__ == "__main__":

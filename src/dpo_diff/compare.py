@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .api import Engine, load, optimize
+from .spaces import LLMConfig
 from .stats import paired, sem
-
-_sem = sem
 
 
 def _mean(values: list[float]) -> float | None:
@@ -80,7 +79,7 @@ def compare(
         progress(done, total, "done")
     summary = [summarize_cell(runs, space, solver, budget, task) for space, solver, budget in grid]
     return {"task": task, "model": engine.name, "search_seeds": search_seeds,
-            "options": {k: v for k, v in options.items() if k != "progress"} | {"seed": base_seed},
+            "options": {k: _plain(v) for k, v in options.items() if k != "progress"} | {"seed": base_seed},
             "runs": runs, "summary": summary, "pairs": pair_table(runs, task)}
 
 
@@ -151,6 +150,13 @@ def _pm(value, err, fmt: str = ".4f", signed: bool = False) -> str:
         return "-"
     text = f"{value:+{fmt}}" if signed else f"{value:{fmt}}"
     return text + (f" ± {err:{fmt}}" if err is not None else "")
+
+
+def _plain(value):
+    """An option as JSON can hold it: an LLM endpoint as its URL and model (never its key)."""
+    if isinstance(value, LLMConfig):
+        return {"base_url": value.base_url, "model": value.model}
+    return value
 
 
 def to_markdown(report: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -74,11 +75,16 @@ def image_files(result: OptimizationResult) -> tuple[dict[str, list[str]], dict[
 
 
 def write_files(path: Path, files: dict[str, bytes]) -> None:
-    """Write each file atomically (a reader never sees half a PNG)."""
+    """Write each file atomically (a reader never sees half a PNG; a failed write leaves no part)."""
     for name, data in files.items():
         tmp = path / f".{name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(path / name)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
 
 
 def save_images(result: OptimizationResult, path: Path) -> dict[str, list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -15,8 +16,9 @@ from ..api import DEFAULT_GUIDANCE, Engine, check_prompt, load, optimize, parse_
 from ..errors import DpoDiffError
 from ..models import default_model, preset_defaults
 from ..outputs import image_files, prepare_out_dir, write_files
+from ..spaces import LLMConfig
 from .sources import PromptRecord, parse_filter
-from .store import ResultStore
+from .store import ResultStore, StoreLock, disk_error
 
 # optimize() options that change results: stored once per run, checked on resume
 CONFIG_KEYS = (
@@ -64,7 +66,9 @@ def run_batch(
     """Optimize every prompt not yet in ``out``'s store; returns the store's counts by status.
 
     Re-running the same command resumes. A KeyboardInterrupt stops after storing nothing of
-    the prompt in flight, and is raised again for the caller.
+    the prompt in flight, and is raised again for the caller. The folder is locked for the
+    run (:class:`~dpo_diff.batch.store.StoreLock`): a second run on it is refused at once.
+    ``options`` may hold ``llm`` (an :class:`~dpo_diff.spaces.LLMConfig`) for ``source="llm"``.
 
     ``ray`` (``"auto"`` or a cluster address) fans the prompts out to Ray actors, one model
     each (see :mod:`dpo_diff.batch.distributed`); this process alone writes the store, so
@@ -80,7 +84,8 @@ def run_batch(
         if isinstance(model, Engine):
             raise DpoDiffError("with Ray, give the model by name: each actor loads its own copy")
     folder = prepare_out_dir(out)
-    store = ResultStore(folder)
+    lock = StoreLock(folder)  # one writer per store: a second run is refused here, in one line
+    store: ResultStore | None = None
     try:
         model = model or default_model()
         model_name = model.name if isinstance(model, Engine) else model
@@ -90,7 +95,9 @@ def run_batch(
         if config["guidance"] is None:  # the model's default, as optimize() resolves it
             config["guidance"] = preset_defaults(model_name).get("guidance", DEFAULT_GUIDANCE)
         config["seeds"] = parse_seeds(config["seeds"])  # 2, "2" and [0, 1] are one configuration
-        store.check_config(config)
+        config.update(llm_config(config["source"], options.get("llm")))
+        store = ResultStore(folder, config=config)  # the configuration is stored before any prompt runs
+        prepare_image_dir(folder)
         finished = store.finished()
         todo = [p for p in prompts if p.text not in finished]
         total, done = len(prompts), len(prompts) - len(todo)
@@ -119,7 +126,34 @@ def run_batch(
                     progress(BatchStatus(done, total, current, best_change, time.perf_counter() - started))
         return store.counts()
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        lock.release()
+
+
+def llm_config(source: str, llm: LLMConfig | None) -> dict:
+    """The LLM endpoint and model of a ``--source llm`` run, as stored in its configuration.
+
+    Other sources store nothing (so stores made before this key existed still match); the API
+    key is never stored.
+    """
+    if source != "llm":
+        return {}
+    llm = llm or LLMConfig()
+    return {"llm": {"base_url": llm.base_url, "model": llm.model}}
+
+
+def prepare_image_dir(folder: Path) -> Path:
+    """``folder/images``, created and checked writable before the model loads."""
+    images = folder / "images"
+    try:
+        images.mkdir(exist_ok=True)
+        probe = images / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise disk_error(err, images) from None
+    return images
 
 
 def _run_here(todo: list[PromptRecord], task: str, model, filter: str | None, options: dict) -> Iterator[PromptOutcome]:
@@ -134,6 +168,8 @@ def _run_here(todo: list[PromptRecord], task: str, model, filter: str | None, op
 def run_prompt(record: PromptRecord, task: str, engine: Engine, filter: str | None, options: dict) -> PromptOutcome:
     """Optimize one prompt; the row and PNGs come back in memory (nothing is written here)."""
     base = {"prompt": record.text, "source": record.source, "row_id": record.row_id}
+    if record.refusal is not None:  # refused when the file was read (not a string, too long)
+        return PromptOutcome({**base, "status": "refused", "message": record.refusal})
     try:
         check_prompt(record.text, options.get("allow_non_ascii", False))
     except DpoDiffError as err:  # this prompt cannot be run (e.g. non-ASCII); the batch goes on
@@ -165,11 +201,18 @@ def run_prompt(record: PromptRecord, task: str, engine: Engine, filter: str | No
 
 
 def write_outcome(folder: Path, store: ResultStore, outcome: PromptOutcome, config: dict) -> dict:
-    """Images first, then the row in one transaction: a crash between them only costs a rerun."""
+    """Images first, then the row in one transaction: a crash between them only costs a rerun.
+
+    A failed write (full disk, file-size limit, a file where a folder should be) stops the
+    batch with one line; every prompt stored before it is kept.
+    """
     row = outcome.row
     if row.get("image_dir"):
         path = folder / row["image_dir"]
-        path.mkdir(parents=True, exist_ok=True)
-        write_files(path, outcome.files)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            write_files(path, outcome.files)
+        except OSError as err:
+            raise disk_error(err, err.filename or path) from None
     store.add(row, config)
     return row

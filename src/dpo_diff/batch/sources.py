@@ -2,11 +2,19 @@
 
 Every prompt keeps the row id it had in its source, empty rows are skipped, and repeated
 prompts (after whitespace is folded) are kept once, at their first row.
+
+Hostile or careless files: a UTF-8 byte-order mark is accepted in every format; a JSONL or
+dataset value that is not a string (a list, an object, a number, true) and a prompt longer
+than :data:`MAX_PROMPT_CHARS` are kept as *refused* rows with their reason (never turned
+into text and optimized); rows of a JSONL/CSV file or dataset without a prompt are counted
+(:attr:`PromptList.empty_rows`) so the caller can report them. Blank lines of a text file
+are not rows.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -15,13 +23,33 @@ from pathlib import Path
 from ..errors import DpoDiffError
 
 TEXT_COLUMNS = ("prompt", "text", "caption", "Prompt", "sentence")
+MAX_PROMPT_CHARS = 2000  # longer rows are refused: a text encoder reads ~77 tokens anyway
 
 
 @dataclass(frozen=True)
 class PromptRecord:
+    """One row of a prompt source. ``refusal``, when set, says why the row is not run."""
+
     source: str
     row_id: str
     text: str
+    refusal: str | None = None
+
+
+class PromptList(list):
+    """The records of a source (a list), with the ids of the rows that had no prompt."""
+
+    def __init__(self, records: list[PromptRecord], empty_rows: list[str] | None = None):
+        super().__init__(records)
+        self.empty_rows: list[str] = list(empty_rows or [])
+
+    def empty_note(self) -> str | None:
+        """One line about the rows without a prompt, or None when there were none."""
+        if not self.empty_rows:
+            return None
+        shown = ", ".join(self.empty_rows[:8]) + (", ..." if len(self.empty_rows) > 8 else "")
+        n = len(self.empty_rows)
+        return f"{n} row{'s' if n != 1 else ''} without a prompt skipped (row{'s' if n != 1 else ''} {shown})"
 
 
 def _pick_column(columns: list[str], column: str | None, where: str) -> str:
@@ -35,9 +63,10 @@ def _pick_column(columns: list[str], column: str | None, where: str) -> str:
     raise DpoDiffError(f"{where}: say which column holds the prompts with --column (columns: {', '.join(columns[:12])})")
 
 
-def _read_file(path: Path, column: str | None) -> list[tuple[str, str]]:
+def _read_file(path: Path, column: str | None) -> list[tuple[str, object]]:
+    """(row id, value) of each row; blank lines of a text file are not rows."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first prompt
     except FileNotFoundError:
         raise DpoDiffError(f"prompt file '{path}' does not exist") from None
     except IsADirectoryError:
@@ -57,15 +86,17 @@ def _read_file(path: Path, column: str | None) -> list[tuple[str, str]]:
             if not isinstance(obj, dict):
                 raise DpoDiffError(f"{path}:{n} is not a JSON object")
             col = _pick_column(list(obj), column, f"{path}:{n}")
-            rows.append((str(obj.get("id", n)), str(obj.get(col) or "")))
+            row_id = obj.get("id", n)
+            rows.append((str(row_id) if isinstance(row_id, (str, int)) else str(n), obj.get(col)))
         return rows
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
         col = _pick_column(list(reader.fieldnames or []), column, str(path))
-        return [(str(row.get("id") or n), row.get(col) or "") for n, row in enumerate(reader, 1)]
+        # a short row has no value (None) in the prompt column: it is counted as a row without a prompt
+        return [(str(row.get("id") or n), row.get(col)) for n, row in enumerate(reader, 1)]
     if column is not None:
         raise DpoDiffError(f"--column is for JSONL/CSV files and datasets, not the text file '{path}'")
-    return [(str(n), line) for n, line in enumerate(raw.splitlines(), 1)]
+    return [(str(n), line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
 
 
 def _read_dataset(name: str, split: str, column: str | None) -> list[tuple[str, str]]:
@@ -92,7 +123,40 @@ def _read_dataset(name: str, split: str, column: str | None) -> list[tuple[str, 
         raise DpoDiffError(f"cannot load dataset '{name}' split '{split}'{hint}: {first[:200]}") from None
     col = _pick_column(list(data.column_names), column, f"dataset '{name}'")
     ids = data["id"] if "id" in data.column_names else range(len(data))
-    return [(str(i), str(t or "")) for i, t in zip(ids, data[col])]
+    return [(str(i), t) for i, t in zip(ids, data[col])]
+
+
+def _describe(value: object) -> str:
+    """A short, safe description of a non-string value: its JSON type and its start."""
+    kind = {list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+    try:
+        preview = json.dumps(value, default=str)
+    except (TypeError, ValueError, RecursionError):
+        preview = repr(value)
+    return f"{kind} ({preview[:40]}{'...' if len(preview) > 40 else ''})"
+
+
+def _record(source: str, row_id: str, value: object) -> PromptRecord | None:
+    """The record of one row: None without a prompt, a refused record for a bad value."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        what = _describe(value)
+        return PromptRecord(
+            source, row_id, f"[row {row_id}: {what}]",
+            refusal=f"row {row_id}: the prompt is {what}, not a string: write it as text",
+        )
+    text = " ".join(value.split())
+    if len(text) > MAX_PROMPT_CHARS:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+        return PromptRecord(  # the stored key is short: a 5 MB line must not become a 5 MB row
+            source, row_id, f"{text[:80]}... [{len(text)} characters, sha1 {digest}]",
+            refusal=f"row {row_id}: the prompt is {len(text):,} characters, more than the {MAX_PROMPT_CHARS:,} "
+            "a prompt may have: shorten it",
+        )
+    return PromptRecord(source, row_id, text)
 
 
 def load_prompts(
@@ -101,25 +165,34 @@ def load_prompts(
     split: str = "train",
     column: str | None = None,
     limit: int | None = None,
-) -> list[PromptRecord]:
-    """The prompts of a file or a dataset, deduplicated, empty rows skipped, in source order."""
+) -> PromptList:
+    """The prompts of a file or a dataset, deduplicated, empty rows skipped, in source order.
+
+    Rows that cannot be run (not a string, too long) come back refused (see module doc);
+    the ids of rows without a prompt are in the result's ``empty_rows``.
+    """
     if (path is None) == (dataset is None):
         raise DpoDiffError("give a prompt file or --dataset, one of the two")
     rows = _read_file(Path(path), column) if path is not None else _read_dataset(dataset, split, column)
     source = Path(path).name if path is not None else f"{dataset}:{split}"
     seen: set[str] = set()
-    records = []
-    for row_id, text in rows:
-        text = " ".join(str(text).split())
-        if not text or text.lower() in seen:
+    records, empty = [], []
+    for row_id, value in rows:
+        record = _record(source, row_id, value)
+        if record is None:
+            empty.append(row_id)
             continue
-        seen.add(text.lower())
-        records.append(PromptRecord(source, row_id, text))
+        if record.text.lower() in seen:
+            continue
+        seen.add(record.text.lower())
+        records.append(record)
     if limit is not None:
         records = records[: max(0, limit)]
+    result = PromptList(records, empty)
     if not records:
-        raise DpoDiffError(f"no prompts in {source}")
-    return records
+        note = result.empty_note()
+        raise DpoDiffError(f"no prompts in {source}" + (f" ({note})" if note else ""))
+    return result
 
 
 def parse_filter(spec: str | None):

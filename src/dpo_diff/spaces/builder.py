@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import SpaceError
 from .base import SearchSpace, Slot
-from .llm import LLMConfig, llm_substitutes
+from .llm import LLMConfig, llm_substitutes_and_cuts
 from .nplib import nplib_slots
 from .userfile import load_user_substitutes
 from .words import is_content_word, match_case, split_words
@@ -26,13 +26,19 @@ def parse_kind(kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
-def _substitutes(prompt: str, words: list[str], relation: str, source: str, llm: LLMConfig | None) -> dict[str, list[str]]:
+def _substitutes(
+    prompt: str, words: list[str], relation: str, source: str, llm: LLMConfig | None, cut: list[str] | None = None
+) -> dict[str, list[str]]:
+    """Each word -> its substitutes; what an LLM reply's caps cut is added to ``cut``."""
     if source == "wordnet":
         from .wordnet import wordnet_substitutes
 
         return {w.lower(): wordnet_substitutes(w, relation) for w in words}
     if source == "llm":
-        return llm_substitutes(prompt, [w.lower() for w in words], relation, llm)
+        subs, llm_cut = llm_substitutes_and_cuts(prompt, [w.lower() for w in words], relation, llm)
+        if cut is not None:
+            cut.extend(llm_cut)
+        return subs
     if Path(source).suffix.lower() == ".json" or Path(source).exists():
         return load_user_substitutes(source, relation)
     raise SpaceError(f"unknown space source '{source}': use wordnet, llm or a path to a JSON file")
@@ -56,14 +62,15 @@ def build_space(
     words = split_words(prompt)
     content = list(dict.fromkeys(w.text.lower() for w in words if is_content_word(w.text)))
     slots: list[Slot] = []
+    cut: list[str] = []  # candidates an LLM reply's caps removed
     if "synonym" in parts:
-        subs = _substitutes(prompt, content, "synonym", source, llm)
+        subs = _substitutes(prompt, content, "synonym", source, llm, cut)
         for w in words:
             cands = [match_case(w.text, c) for c in subs.get(w.text.lower(), []) if c.lower() != w.text.lower()]
             if cands:
                 slots.append(Slot(w.text, (w.text, *dict.fromkeys(cands)), "positive", (w.start, w.end)))
     if "antonym" in parts:
-        subs = _substitutes(prompt, content, "antonym", source, llm)
+        subs = _substitutes(prompt, content, "antonym", source, llm, cut)
         for w in content:
             cands = [c.lower() for c in subs.get(w, []) if c.lower() != w]
             if cands:
@@ -71,7 +78,7 @@ def build_space(
     if "nplib" in parts:
         for label, cands in nplib_slots(nplib_size):
             slots.append(Slot(label, ("", *cands), "negative"))
-    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts))
+    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(cut))
     if token_ids is not None:
         space = restrict_to_single_tokens(space, token_ids)
     return space
