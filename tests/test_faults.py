@@ -44,8 +44,9 @@ PROMPTS = [
     "a red car parked on a quiet street", "a blue boat on a calm lake", "a large dog running in a green park",
     "an old house with a dark roof", "a small bird on a tall tree", "a white cat sleeping on a soft bed",
 ]
-FAST = {"steps": 2, "budget": 4, "iterations": 1}  # one evaluation of one seed, two UNet steps
-FAST_ARGS = ["--model", "tiny", "--steps", "2", "--budget", "4", "--iterations", "1"]
+# one evaluation of one seed: two guided UNet steps (4 passes) plus one decode and score (< 1 pass); no held-out renders
+FAST = {"steps": 2, "budget": 5, "iterations": 1, "eval_seeds": 0}
+FAST_ARGS = ["--model", "tiny", "--steps", "2", "--budget", "5", "--iterations", "1", "--eval-seeds", "0"]
 TABLE: list[tuple[str, int, int, int, int, int]] = []
 
 
@@ -602,7 +603,7 @@ def test_run_and_compare_take_the_llm_options(hostile, tmp_path, no_reload):
     space = json.loads(store.rows()[0]["result_json"])["space"]
     store.close()
     assert {s["label"] for s in space["slots"]} == {"red", "car"}
-    compared = runner.invoke(app, ["compare", str(prompts), "--solvers", "random", "--budgets", "4", "--seeds", "1",
+    compared = runner.invoke(app, ["compare", str(prompts), "--solvers", "random", "--budgets", "5", "--seeds", "1", "--eval-seeds", "0",
                                    "--steps", "2", "--model", "tiny", "--out", str(tmp_path / "cmp"),
                                    "--source", "llm", "--llm-base-url", hostile, "--llm-model", "fake-compare"])
     assert compared.exit_code == 0, compared.output

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..api import DEFAULT_GUIDANCE, Engine, check_prompt, load, optimize, parse_seeds
 from ..errors import DpoDiffError
+from ..heldout import resolve_eval_seeds
 from ..models import default_model, preset_defaults
 from ..outputs import image_files, prepare_out_dir, write_files
 from ..spaces import LLMConfig
@@ -95,6 +96,7 @@ def run_batch(
         if config["guidance"] is None:  # the model's default, as optimize() resolves it
             config["guidance"] = preset_defaults(model_name).get("guidance", DEFAULT_GUIDANCE)
         config["seeds"] = parse_seeds(config["seeds"])  # 2, "2" and [0, 1] are one configuration
+        config["eval_seeds"] = resolve_eval_seeds(config["eval_seeds"], config["seeds"])  # likewise: the seeds
         config.update(llm_config(config["source"], options.get("llm")))
         store = ResultStore(folder, config=config)  # the configuration is stored before any prompt runs
         prepare_image_dir(folder)
