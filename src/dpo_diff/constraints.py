@@ -50,3 +50,57 @@ class MeaningConstraint:
 
     def __call__(self, text: str) -> bool:
         return self.similarity(text) >= self.threshold
+
+
+# ---------------------------------------------------------------- the WordNet-sense rule
+
+NEG_INF = float("-inf")
+
+
+def _degree(tag: str | None) -> str:
+    return tag[2:] if tag and tag[:2] in ("JJ", "RB") and len(tag) > 2 else ""
+
+
+def sense_score(original: str, rewrite: str) -> float | None:
+    """How well the rewrite's changed words fit the original's sense, in context.
+
+    For a rewrite that changes words one for one, the lowest in-context synonym score
+    (:func:`dpo_diff.spaces.context.rank_substitutes`) among the changed words: ``inf`` when
+    nothing changed or only the inflection did (fruit -> fruits), ``-inf`` when a changed word is
+    no WordNet synonym of the sense in use or changes degree (large -> larger). None when the
+    word counts differ (the rule cannot judge; the cosine decides).
+    """
+    from lemminflect import getAllLemmas
+
+    from .spaces.context import _pos_options, penn_tag, rank_substitutes, tag
+    from .spaces.words import split_words
+
+    ow, rw = split_words(original), split_words(rewrite)
+    if len(ow) != len(rw):
+        return None
+    tags = None
+    worst = float("inf")
+    for i, (o, r) in enumerate(zip(ow, rw)):
+        if o.text.lower() == r.text.lower():
+            continue
+        tags = tags or tag([w.text for w in ow])
+        pos = tags[i]
+        opts = _pos_options(o.text)
+        if pos is None or pos not in opts:
+            return NEG_INF
+        lemma = opts[pos]
+        otag = penn_tag(o.text, lemma, pos)
+        new_lemmas = {x for forms in getAllLemmas(r.text.lower()).values() for x in forms} | {r.text.lower()}
+        if lemma in new_lemmas:  # the same word, inflected otherwise
+            rtag = penn_tag(r.text, lemma, pos)
+            if _degree(otag) != _degree(rtag):
+                return NEG_INF
+            continue
+        ranked = rank_substitutes(
+            original, o.start, o.end, "synonym", pos=pos, lemma=lemma, threshold=-1e9, max_candidates=None, wide=True
+        )
+        hit = next((s.score for s in ranked if s.text.lower() == r.text.lower()), None)
+        if hit is None:
+            return NEG_INF
+        worst = min(worst, hit)
+    return worst
