@@ -137,13 +137,29 @@ def print_table(split: str, results: dict[str, dict]) -> None:
                       f"{t['P@1']:>6.3f} {t['P@1cov']:>7.3f} {t['per_instance']:>6.2f}")
 
 
-def run(split: str, folder: Path, limit: int | None, methods: list[str]) -> dict:
+def from_features(feats: list, cap: int = 8) -> list[tuple[dict, list[str]]]:
+    """The context ranking recomputed from cached features with the library's WEIGHTS and cut."""
+    import numpy as np
+
+    from dpo_diff.spaces.context import SYNONYM_THRESHOLD, WEIGHTS
+
+    w = np.asarray(WEIGHTS)
+    rows = []
+    for inst, f in feats:
+        ranked = sorted(((float(v @ w), c) for c, v in f), reverse=True)
+        rows.append((inst, [c for sc, c in ranked if sc >= SYNONYM_THRESHOLD][:cap]))
+    return rows
+
+
+def run(split: str, folder: Path, limit: int | None, methods: list[str], cache_dir: Path | None = None) -> dict:
     insts = load(folder, split, limit)
     results = {}
     for method in methods:
         started = time.time()
         if method == "baseline":
             rows = [(i, baseline(i)) for i in insts]
+        elif method == "context" and cache_dir is not None:
+            rows = from_features(_features(folder, split, cache_dir / f"{split}-{limit or 'all'}.pkl", limit))
         elif method == "context":
             rows = [(i, context(i)) for i in insts]
         elif method == "goldpos":
@@ -156,13 +172,13 @@ def run(split: str, folder: Path, limit: int | None, methods: list[str]) -> dict
     return results
 
 
-def _features(folder: Path, split: str, cache: Path | None) -> list:
+def _features(folder: Path, split: str, cache: Path | None, limit: int | None = None) -> list:
     import pickle
 
     if cache and cache.is_file():
         return pickle.loads(cache.read_bytes())
     feats = []
-    for inst in load(folder, split):
+    for inst in load(folder, split, limit):
         f: list = []
         context(inst, threshold=-1e9, max_candidates=None, features=f)
         feats.append((inst, [(c.lower(), v) for c, v in f]))
@@ -228,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", action="store_true", help="choose weights and cut on the trial set")
     ap.add_argument("--json", help="write the tables here")
     ap.add_argument("--cache", help="with --tune: keep the trial features in this file")
+    ap.add_argument("--cache-dir", help="keep each split's candidate features here (weight-independent) and "
+                    "rank them with the library's weights and cut: same figures, reruns in seconds")
     args = ap.parse_args(argv)
     folder = data_dir(args.data)
     if not (folder / "lst_trial.gold").is_file():
@@ -237,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         tune(folder, Path(args.cache) if args.cache else None)
         return 0
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = {split: run(split, folder, args.limit, methods) for split in (["trial"] if args.quick else ["trial", "test"])}
+    cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    if cache_dir:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    out = {split: run(split, folder, args.limit, methods, cache_dir) for split in (["trial"] if args.quick else ["trial", "test"])}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

@@ -61,18 +61,29 @@ def _degree(tag: str | None) -> str:
     return tag[2:] if tag and tag[:2] in ("JJ", "RB") and len(tag) > 2 else ""
 
 
+@lru_cache(maxsize=4096)
+def _word_scores(original: str, start: int, end: int, pos: str, lemma: str) -> dict[str, float]:
+    from .spaces.context import rank_substitutes
+
+    ranked = rank_substitutes(original, start, end, "synonym", pos=pos, lemma=lemma, threshold=-1e9, max_candidates=None, wide=True)
+    return {s.text.lower(): s.score for s in ranked}
+
+
 def sense_score(original: str, rewrite: str) -> float | None:
     """How well the rewrite's changed words fit the original's sense, in context.
 
     For a rewrite that changes words one for one, the lowest in-context synonym score
     (:func:`dpo_diff.spaces.context.rank_substitutes`) among the changed words: ``inf`` when
-    nothing changed or only the inflection did (fruit -> fruits), ``-inf`` when a changed word is
-    no WordNet synonym of the sense in use or changes degree (large -> larger). None when the
-    word counts differ (the rule cannot judge; the cosine decides).
+    nothing changed or only the inflection did (fruit -> fruits); ``-inf`` when a changed word
+    changes degree (large -> larger) or is a WordNet synonym of none of the word's senses in its
+    part of speech; NaN when WordNet does not know the pair at all (neither word has that part of
+    speech, or the new word is no WordNet lemma): the cosine decides. None when the word counts
+    differ (the rule cannot judge; the cosine decides).
     """
     from lemminflect import getAllLemmas
 
-    from .spaces.context import _pos_options, penn_tag, rank_substitutes, tag
+    from .spaces.context import _pos_options, penn_tag, tag
+    from .spaces.wordnet import load_wordnet
     from .spaces.words import split_words
 
     ow, rw = split_words(original), split_words(rewrite)
@@ -87,7 +98,7 @@ def sense_score(original: str, rewrite: str) -> float | None:
         pos = tags[i]
         opts = _pos_options(o.text)
         if pos is None or pos not in opts:
-            return NEG_INF
+            return float("nan")
         lemma = opts[pos]
         otag = penn_tag(o.text, lemma, pos)
         new_lemmas = {x for forms in getAllLemmas(r.text.lower()).values() for x in forms} | {r.text.lower()}
@@ -96,11 +107,14 @@ def sense_score(original: str, rewrite: str) -> float | None:
             if _degree(otag) != _degree(rtag):
                 return NEG_INF
             continue
-        ranked = rank_substitutes(
-            original, o.start, o.end, "synonym", pos=pos, lemma=lemma, threshold=-1e9, max_candidates=None, wide=True
-        )
-        hit = next((s.score for s in ranked if s.text.lower() == r.text.lower()), None)
+        if _degree(otag) == "" and any(
+            x != r.text.lower() and r.text.lower().endswith(("er", "est")) for x in getAllLemmas(r.text.lower()).get("ADJ", ())
+        ):
+            return NEG_INF  # a comparative where the original is none
+        hit = _word_scores(original, o.start, o.end, pos, lemma).get(r.text.lower())
         if hit is None:
-            return NEG_INF
+            wn = load_wordnet()
+            known = any(wn.synsets(x, pos=pos) for x in new_lemmas)
+            return NEG_INF if known else float("nan")
         worst = min(worst, hit)
     return worst

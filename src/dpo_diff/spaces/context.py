@@ -31,15 +31,15 @@ import numpy as np
 
 from .words import is_content_word, match_case
 
-# A candidate's score is WEIGHTS . features, the features being (1, fit: sentence cosine with and
-# without the substitution, win: the same over +-WINDOW words, word: cosine of the two words alone,
+# A candidate's score is WEIGHTS . features, the features being (1, fit: cosine of the +-WINDOW
+# words around the word with and without the substitution, word: cosine of the two words alone,
 # sense: gloss-to-sentence cosine of the best sense offering the candidate, sense - the best sense's,
 # 1 / (1 + that sense's place by gloss fit), log(1 + the lemma's count in that sense),
 # log(1 + the sense's WordNet rank), relation (1 same synset, 0 similar-to, -1 further),
 # log(1 + the candidate lemma's WordNet corpus count)). Logistic regression on LS07 TRIAL
 # (benchmarks/lexsub.py --tune), never on test.
-WINDOW = 4
-WEIGHTS = (0.0, 1.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.01, -0.005, 0.05, 0.0)
+WINDOW = 5
+WEIGHTS = (0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.01, -0.005, 0.05, 0.0)
 # Candidates scoring below this are cut (chosen on LS07 trial, see lexsub.py --tune).
 SYNONYM_THRESHOLD = 1.30
 ANTONYM_THRESHOLD = -1e9
@@ -341,7 +341,7 @@ def rank_substitutes(
     for k, ((synset, rank, cands), sense) in enumerate(zip(senses, sense_scores)):
         for name, rel, count in cands:
             cand = name.replace("_", " ")
-            if cand.lower() == lemma or (single_words and (" " in cand or "-" in cand)) or not cand.isascii():
+            if cand.lower() == lemma or (single_words and " " in cand) or not cand.isascii():
                 continue
             if relation == "antonym" and sense_place[k] >= ANTONYM_SENSES and rank > 0:
                 continue  # antonyms of the senses in use only (by gloss fit, or WordNet's first)
@@ -375,17 +375,17 @@ def rank_substitutes(
     if not surface:
         return []
     names = list(surface)
-    variants = [text[:start] + surface[c] + text[end:] for c in names]
-    fits = embed(variants) @ sent_vec
+    # fit: the window of +-WINDOW words around the word, with and without the substitution
+    # (a whole long sentence barely moves when one word changes, and costs more to encode)
     left, right = text[:start].split()[-WINDOW:], text[end:].split()[:WINDOW]
     win_vec = embed([" ".join(left + [word] + right)])[0]
-    wins = embed([" ".join(left + [surface[c]] + right) for c in names]) @ win_vec
+    fits = embed([" ".join(left + [surface[c]] + right) for c in names]) @ win_vec
     word_cos = embed([surface[c] for c in names]) @ embed([word])[0]
     out: list[Scored] = []
-    for cand, fit, win, wc in zip(names, fits, wins, word_cos):
+    for cand, fit, wc in zip(names, fits, word_cos):
         sense, place, count, rank, rel = best[cand]
         f = np.array([
-            1.0, float(fit), float(win), float(wc), sense, sense - top_sense, 1.0 / (1 + place),
+            1.0, float(fit), float(wc), sense, sense - top_sense, 1.0 / (1 + place),
             math.log1p(count), math.log1p(rank), rel, math.log1p(_lemma_count(cand)),
         ])
         score = float(f @ w)
