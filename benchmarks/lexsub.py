@@ -141,11 +141,13 @@ def from_features(feats: list, cap: int = 8) -> list[tuple[dict, list[str]]]:
     """The context ranking recomputed from cached features with the library's WEIGHTS and cut."""
     import numpy as np
 
-    from dpo_diff.spaces.context import SYNONYM_THRESHOLD, WEIGHTS
+    from dpo_diff.spaces.context import SYNONYM_THRESHOLD, WEIGHTS, keep_sense
 
     w = np.asarray(WEIGHTS)
     rows = []
     for inst, f in feats:
+        # the library's sense pruning, from the features (place = 1/f5 - 1, rank = exp(f7) - 1)
+        f = [(c, v) for c, v in f if keep_sense(round(1 / v[5] - 1), round(float(np.expm1(v[7]))))]
         ranked = sorted(((float(v @ w), c) for c, v in f), reverse=True)
         rows.append((inst, [c for sc, c in ranked if sc >= SYNONYM_THRESHOLD][:cap]))
     return rows
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", action="store_true", help="choose weights and cut on the trial set")
     ap.add_argument("--json", help="write the tables here")
     ap.add_argument("--cache", help="with --tune: keep the trial features in this file")
+    ap.add_argument("--from-features", help="score a saved feature file (e.g. a subset of test) against the baseline")
     ap.add_argument("--cache-dir", help="keep each split's candidate features here (weight-independent) and "
                     "rank them with the library's weights and cut: same figures, reruns in seconds")
     args = ap.parse_args(argv)
@@ -253,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.tune:
         tune(folder, Path(args.cache) if args.cache else None)
+        return 0
+    if args.from_features:
+        import pickle
+
+        feats = pickle.loads(Path(args.from_features).read_bytes())
+        started = time.time()
+        base = score([(i, baseline(i)) for i, _ in feats])
+        base["all"]["seconds"] = round(time.time() - started, 1)
+        results = {"baseline": base, "context": score(from_features(feats))}
+        print_table(f"{args.from_features} ({len(feats)} instances)", results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
         return 0
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cache_dir = Path(args.cache_dir) if args.cache_dir else None

@@ -41,8 +41,12 @@ def test_missing_data_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not (LS07 / "lst_trial.gold").is_file(), reason=f"LS07 data not found at {LS07}")
-def test_quick_run_on_trial(capsys):
+def test_quick_run_on_trial(capsys, tmp_path):
+    import json
+
     lexsub = _lexsub()
-    assert lexsub.main(["--quick", "--limit", "40"]) == 0
+    assert lexsub.main(["--quick", "--limit", "40", "--json", str(tmp_path / "t.json")]) == 0
     out = capsys.readouterr().out
     assert "LS07 trial" in out and "baseline" in out and "context" in out
+    table = json.loads((tmp_path / "t.json").read_text())["trial"]
+    assert table["context"]["all"]["n"] == 40 and table["context"]["all"]["coverage"] >= 0.6

@@ -33,11 +33,34 @@ def _encoder(name: str | None):
         raise DpoDiffError(f"cannot load sentence encoder '{name}': {str(err).splitlines()[0]}") from None
 
 
-class MeaningConstraint:
-    """Accepts a prompt whose embedding cosine to ``prompt`` is at least ``threshold``."""
+# The check's defaults, chosen on the DEV half of benchmarks/data/meaning_pairs.tsv
+# (benchmarks/meaning_check.py prints the table; README "Meaning check").
+SENSE_RULE = True
+SENSE_CUT = 0.0
 
-    def __init__(self, prompt: str, threshold: float = 0.8, encoder: str | None = None):
+
+class MeaningConstraint:
+    """Accepts a rewrite of ``prompt`` that keeps its meaning.
+
+    With ``sense_rule`` (default), a rewrite whose changed words WordNet can judge is accepted
+    when each is a synonym of the word's sense in use with in-context score >= ``sense_cut`` and
+    no comparative appears where the original had none; other rewrites (words WordNet does not
+    know, or a different number of words) need embedding cosine >= ``threshold``. Without it, the
+    cosine alone decides.
+    """
+
+    def __init__(
+        self,
+        prompt: str,
+        threshold: float = 0.8,
+        encoder: str | None = None,
+        sense_rule: bool | None = None,
+        sense_cut: float | None = None,
+    ):
+        self.prompt = prompt
         self.threshold = threshold
+        self.sense_rule = SENSE_RULE if sense_rule is None else sense_rule
+        self.sense_cut = SENSE_CUT if sense_cut is None else sense_cut
         self.model = _encoder(encoder)
         self.reference = self.model.encode([prompt], convert_to_tensor=True, normalize_embeddings=True)
         self.cache: dict[str, float] = {}
@@ -48,8 +71,18 @@ class MeaningConstraint:
             self.cache[text] = float((emb * self.reference).sum())
         return self.cache[text]
 
+    def judge(self, text: str) -> dict:
+        """{"similarity", "sense" (the rule's score; None: not judged), "accepted"}."""
+        sim = self.similarity(text)
+        sense = sense_score(self.prompt, text) if self.sense_rule else None
+        if sense is None or sense != sense:  # not judged by WordNet (None / NaN): the cosine decides
+            ok = sim >= self.threshold
+        else:
+            ok = sense >= self.sense_cut
+        return {"similarity": sim, "sense": None if sense is None or sense != sense else sense, "accepted": ok}
+
     def __call__(self, text: str) -> bool:
-        return self.similarity(text) >= self.threshold
+        return self.judge(text)["accepted"]
 
 
 # ---------------------------------------------------------------- the WordNet-sense rule
