@@ -112,14 +112,14 @@ class SearchSpace:
                 slots.append(slot.keep(kept))
         return replace(self, slots=tuple(slots), dropped=tuple(dropped))
 
-    def capped(self, max_candidates: int | None) -> SearchSpace:
-        """At most ``max_candidates`` substitutes per scored slot (the best scored, as ordered)."""
-        if not max_candidates:
-            return self
-        slots = tuple(
-            s if s.scores is None else s.keep(range(min(len(s.candidates), max_candidates + 1))) for s in self.slots
-        )
-        return replace(self, slots=slots)
+    def capped(self, max_candidates: int | None, negative: int | None = None) -> SearchSpace:
+        """At most ``max_candidates`` substitutes per scored slot (``negative`` for scored negative
+        slots), the best scored first, as ordered; unscored slots (nplib) are left whole."""
+        def cap(slot: Slot) -> Slot:
+            n = negative if slot.target == "negative" and negative else max_candidates
+            return slot if slot.scores is None or not n else slot.keep(range(min(len(slot.candidates), n + 1)))
+
+        return replace(self, slots=tuple(cap(s) for s in self.slots))
 
     def to_dict(self) -> dict:
         return {

@@ -13,6 +13,7 @@ from .userfile import load_user_substitutes
 from .words import Word, is_content_word, match_case, split_words
 
 SPACE_PARTS = ("synonym", "antonym", "nplib")
+ANTONYM_CAP = 4  # the best-scored antonyms of the senses in use; further ones drift (tiny -> colossal)
 
 
 def parse_kind(kind: str) -> tuple[str, ...]:
@@ -133,7 +134,8 @@ def build_space(
     space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(dropped))
     if token_ids is not None:
         space = restrict_to_single_tokens(space, token_ids)
-    return space.capped(max_candidates)
+    antonym_cap = min(ANTONYM_CAP, max_candidates) if max_candidates else ANTONYM_CAP
+    return space.capped(max_candidates, negative=antonym_cap)
 
 
 def restrict_to_single_tokens(space: SearchSpace, token_ids: Callable[[str], list[int]]) -> SearchSpace:
