@@ -70,7 +70,7 @@ def checks():
     out = {}
     for t in (0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95):
         out[f"minilm>={t}"] = (lambda t: lambda c, s: c >= t)(t)
-    for r in (-1e9, 0.0, 0.5, 0.8, 0.9, 1.0, 1.1):
+    for r in (-1e9, -3.0, -2.4, -2.0, -1.5, -1.0, -0.5, 0.0):
         for t in (0.8, 0.85, 0.9, 0.95):
             out[f"rule score>={r:g}, else minilm>={t}"] = _rule(r, t, t)
     return out
