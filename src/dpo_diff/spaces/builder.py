@@ -69,30 +69,22 @@ def build_space(
     """The search space of ``kind`` for ``prompt``.
 
     Candidates come ranked by their in-context score (:mod:`.context`), WordNet's cut at the
-    threshold chosen on LS07 trial; an LLM's or a user file's are scored the same way and those
-    below the cut are dropped (with the reason). With ``token_ids`` (a tokenizer without special
+    threshold chosen on LS07 trial; an LLM's or a user file's are scored the same way, ranked,
+    and kept (the attack's meaning check judges them). With ``token_ids`` (a tokenizer without special
     tokens), candidates that are not exactly one token are dropped, and so are positive slots
     whose original word is not one token: the gradient relaxation mixes one embedding per slot.
     ``max_candidates`` caps each slot after all these filters.
     """
-    from .context import ANTONYM_THRESHOLD, SYNONYM_THRESHOLD
-
     parts = parse_kind(kind)
     words = split_words(prompt)
     content = list(dict.fromkeys(w.text.lower() for w in words if is_content_word(w.text)))
     slots: list[Slot] = []
-    dropped: list[str] = []
     external = source != "wordnet"
 
     def slot_for(word: Word, relation: str, given: list[str] | None):
-        cut = SYNONYM_THRESHOLD if relation == "synonym" else ANTONYM_THRESHOLD
-        kept = []
-        for s in _scored(prompt, word, relation, given):
-            if external and s.score is not None and s.score < cut:
-                dropped.append(f"{word.text}->{s.text}: in-context score {s.score:.2f} below {cut}")
-            else:
-                kept.append(s)
-        return kept
+        # WordNet's are already cut; an LLM's or a user's are scored and kept (the attack's
+        # meaning check judges them like any other), low scores ranked last
+        return _scored(prompt, word, relation, given)
 
     if "synonym" in parts:
         subs = _substitutes(prompt, content, "synonym", source, llm) if external else {}
@@ -131,7 +123,7 @@ def build_space(
     if "nplib" in parts:
         for label, cands in nplib_slots(nplib_size):
             slots.append(Slot(label, ("", *cands), "negative"))
-    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(dropped))
+    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts))
     if token_ids is not None:
         space = restrict_to_single_tokens(space, token_ids)
     antonym_cap = min(ANTONYM_CAP, max_candidates) if max_candidates else ANTONYM_CAP

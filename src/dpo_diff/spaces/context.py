@@ -226,17 +226,18 @@ def penn_tag(word: str, lemma: str, pos: str) -> str | None:
 
 
 def inflect(substitute: str, tag_: str | None, pos: str) -> str | None:
-    """``substitute`` (a lemma) in the form ``tag_``; None if lemminflect has no such form."""
+    """``substitute`` (a lemma) in the form ``tag_``; None if there is no such form."""
     if tag_ in (None, "NN", "VB", "JJ", "RB", "VBP"):
         return substitute
-    from lemminflect import getInflection
+    from lemminflect import getAllInflections, getInflection
 
-    forms = getInflection(substitute, tag=tag_)
-    if forms:
-        return forms[0]
+    known = getAllInflections(substitute, upos=WN_TO_UPOS[pos]).get(tag_)
+    if known:
+        return known[0]
     if tag_ in ("JJR", "JJS", "RBR", "RBS"):
-        return None  # no "more crimson": comparatives only from words that have one
-    return None
+        return None  # no "crimsoner": comparatives only from words the lexicon grades
+    forms = getInflection(substitute, tag=tag_)
+    return forms[0] if forms else None
 
 
 # ---------------------------------------------------------------- candidates and their scores
@@ -245,6 +246,16 @@ def inflect(substitute: str, tag_: str | None, pos: str) -> str | None:
 def _gloss(synset) -> str:
     names = ", ".join(l.name().replace("_", " ") for l in synset.lemmas()[:4])
     return f"{names}: {synset.definition()}"
+
+
+CATEGORY_SATELLITES = 60
+
+
+def _category(head) -> bool:
+    """An adjective head with very many satellites names a category, not a scale: "chromatic"
+    (146, every colour) gives red neither a synonym nor the antonym "achromatic"/"grey"; "large"
+    (48) still gives "tiny" its antonyms through "small"."""
+    return len(head.similar_tos()) > CATEGORY_SATELLITES
 
 
 @lru_cache(maxsize=20_000)
@@ -263,12 +274,13 @@ def _sense_inventory(lemma: str, pos: str, relation: str, wide: bool = False):
                 cands.append((l.name(), 1.0, l.count()))
             if synset.pos() == "s":
                 for head in synset.similar_tos():
-                    cands.extend((l.name(), 0.0, l.count()) for l in head.lemmas())
+                    if not _category(head):
+                        cands.extend((l.name(), 0.0, l.count()) for l in head.lemmas())
             elif synset.pos() == "a":
                 for sat in synset.similar_tos() if wide else synset.similar_tos()[:8]:
                     cands.extend((l.name(), 0.0, l.count()) for l in (sat.lemmas() if wide else sat.lemmas()[:2]))
         else:
-            heads = [synset] + (synset.similar_tos() if synset.pos() == "s" else [])
+            heads = [synset] + ([h for h in synset.similar_tos() if not _category(h)] if synset.pos() == "s" else [])
             for s in heads:
                 for l in s.lemmas():
                     for a in l.antonyms():
