@@ -46,7 +46,7 @@ def test_spaces_by_kind_and_single_token_filter():
     assert any(s.label == "quiet" and "noisy" in s.candidates for s in neg.slots)
     assert sum(s.label.startswith("nplib") for s in neg.slots) == 4
     _, negative = neg.render(tuple(1 for _ in neg.slots))
-    assert negative.startswith("noisy, ")
+    assert negative.startswith("noisy, ")  # red gets no "grey" from the chromatic category
 
 
 def test_multi_token_original_word_is_not_a_slot(tmp_path):
@@ -173,3 +173,67 @@ def test_non_ascii_words_stay_whole_and_fixed():
     assert [w.text for w in words] == ["a", "naïve", "café"]
     space = build_space("a naïve red car", "synonym", token_ids=token_ids)
     assert {s.label for s in space.slots} <= {"red", "car"}
+
+
+# ---------------------------------------------------------------- in context (issue 9)
+
+
+def test_tagger_reads_the_prompt():
+    from dpo_diff.spaces.context import tag
+
+    assert tag("a large crimson circle on the left".split()) == [None, "a", "a", "n", None, None, "n"]
+    assert tag("two dogs playing with a ball".split())[1:3] == ["n", "v"]
+
+
+def test_antonyms_of_the_sense_in_use():
+    def antonyms(prompt, word):
+        space = build_space(prompt, "antonym", token_ids=token_ids)
+        return next((s.candidates[1:] for s in space.slots if s.label == word), ())
+
+    left = antonyms("a large crimson circle on the left", "left")
+    assert left[0] == "right" and "arrive" not in left
+    assert {"large", "big"} & set(antonyms("a tiny cat", "tiny")[:3])
+    assert {"light", "bright"} & set(antonyms("a dark room", "dark")[:3])
+
+
+def test_candidates_are_scored_ranked_and_capped_after_filtering():
+    space = build_space("a tiny cat sleeping in a dark room", "synonym+antonym", token_ids=token_ids, max_candidates=2)
+    assert space.slots
+    for slot in space.slots:
+        assert len(slot.candidates) <= 3 and slot.scores[0] is None
+        scores = [s for s in slot.scores[1:]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(len(token_ids(c)) == 1 for c in slot.candidates[1:])
+    d = space.to_dict()["slots"][0]
+    assert len(d["scores"]) == len(d["candidates"]) == len(d["similarity"])
+
+
+def test_inflection_follows_the_original():
+    from dpo_diff.spaces.context import inflect, penn_tag
+
+    assert penn_tag("dogs", "dog", "n") == "NNS" and inflect("hound", "NNS", "n") == "hounds"
+    assert penn_tag("larger", "large", "a") == "JJR" and inflect("big", "JJR", "a") == "bigger"
+    assert inflect("crimson", "JJR", "a") is None
+    syn = build_space("two dogs playing in the snow", "synonym", token_ids=token_ids)
+    dogs = next((s for s in syn.slots if s.label == "dogs"), None)
+    assert dogs is None or all(c.endswith("s") for c in dogs.candidates)
+    big = build_space("a large red square", "synonym", token_ids=token_ids)
+    assert all(not c.endswith(("er", "est")) for s in big.slots for c in s.candidates[1:] if s.label == "large")
+
+
+def test_user_file_candidates_are_scored_and_ranked(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"synonym": {"field": ["zebra", "meadow"]}}))
+    syn = build_space("a green field with a red barn", "synonym", source=str(path), token_ids=token_ids)
+    (slot,) = syn.slots
+    assert slot.scores[0] is None and all(isinstance(x, float) for x in slot.scores[1:])
+    assert slot.candidates == ("field", "meadow", "zebra")  # ranked by the in-context score
+
+
+def test_sense_rule_of_the_meaning_check():
+    from dpo_diff.constraints import sense_score
+
+    assert sense_score("a large red circle", "a larger red circle") == float("-inf")
+    assert sense_score("a plate of fresh fruit", "a plate of fresh fruits") == float("inf")
+    assert sense_score("a large red circle", "a large crimson circle") > sense_score("a large red circle", "a large chromatic circle")
+    assert sense_score("a red car", "a red car in snow") is None

@@ -288,10 +288,12 @@ def space_command(
         err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
         return
     table = Table(title=escape(f"{space.kind} space of {prompt!r}: {space.size} choices"), header_style="bold")
-    for column in ("slot", "target", "candidates (first = default)"):
+    for column in ("slot", "target", "candidates (first = default; in-context score)"):
         table.add_column(column)
     for slot in space.slots:
-        table.add_row(escape(slot.label), slot.target, escape(", ".join(c if c else '""' for c in slot.candidates)))
+        scores = slot.scores or (None,) * len(slot.candidates)
+        shown = [(c if c else '""') + (f" ({sc:.2f})" if sc is not None else "") for c, sc in zip(slot.candidates, scores)]
+        table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
     out.print(table)
     if space.dropped:
         out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "

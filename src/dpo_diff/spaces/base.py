@@ -25,12 +25,27 @@ class Slot:
     candidates: tuple[str, ...]
     target: Target
     span: tuple[int, int] | None = None  # character span in the user prompt (positive slots)
+    # per candidate (None for candidate 0): in-context score (higher fits the sentence better) and
+    # the meaning check's similarity of the prompt with that one substitution
+    scores: tuple[float | None, ...] | None = None
+    similarity: tuple[float | None, ...] | None = None
 
     def to_dict(self) -> dict:
         d = {"label": self.label, "target": self.target, "candidates": list(self.candidates)}
         if self.span is not None:
             d["span"] = list(self.span)
+        if self.scores is not None:
+            d["scores"] = list(self.scores)
+        if self.similarity is not None:
+            d["similarity"] = list(self.similarity)
         return d
+
+    def keep(self, indices: Sequence[int]) -> Slot:
+        """The slot with only the candidates at ``indices`` (scores follow)."""
+        pick = lambda xs: None if xs is None else tuple(xs[i] for i in indices)  # noqa: E731
+        return replace(
+            self, candidates=pick(self.candidates), scores=pick(self.scores), similarity=pick(self.similarity)
+        )
 
 
 @dataclass(frozen=True)
@@ -87,15 +102,24 @@ class SearchSpace:
         """Drop candidates (never candidate 0) for which ``keep`` is false; drop slots left with one."""
         slots, dropped = [], list(self.dropped)
         for slot in self.slots:
-            kept = [slot.candidates[0]]
-            for cand in slot.candidates[1:]:
+            kept = [0]
+            for i, cand in enumerate(slot.candidates[1:], 1):
                 if keep(slot, cand):
-                    kept.append(cand)
+                    kept.append(i)
                 else:
                     dropped.append(f"{slot.label}->{cand}: {reason}")
             if len(kept) > 1:
-                slots.append(replace(slot, candidates=tuple(kept)))
+                slots.append(slot.keep(kept))
         return replace(self, slots=tuple(slots), dropped=tuple(dropped))
+
+    def capped(self, max_candidates: int | None, negative: int | None = None) -> SearchSpace:
+        """At most ``max_candidates`` substitutes per scored slot (``negative`` for scored negative
+        slots), the best scored first, as ordered; unscored slots (nplib) are left whole."""
+        def cap(slot: Slot) -> Slot:
+            n = negative if slot.target == "negative" and negative else max_candidates
+            return slot if slot.scores is None or not n else slot.keep(range(min(len(slot.candidates), n + 1)))
+
+        return replace(self, slots=tuple(cap(s) for s in self.slots))
 
     def to_dict(self) -> dict:
         return {

@@ -10,9 +10,10 @@ from .base import SearchSpace, Slot
 from .llm import LLMConfig, llm_substitutes_and_cuts
 from .nplib import nplib_slots
 from .userfile import load_user_substitutes
-from .words import is_content_word, match_case, split_words
+from .words import Word, is_content_word, match_case, split_words
 
 SPACE_PARTS = ("synonym", "antonym", "nplib")
+ANTONYM_CAP = 4  # the best-scored antonyms of the senses in use; further ones drift (tiny -> colossal)
 
 
 def parse_kind(kind: str) -> tuple[str, ...]:
@@ -29,11 +30,7 @@ def parse_kind(kind: str) -> tuple[str, ...]:
 def _substitutes(
     prompt: str, words: list[str], relation: str, source: str, llm: LLMConfig | None, cut: list[str] | None = None
 ) -> dict[str, list[str]]:
-    """Each word -> its substitutes; what an LLM reply's caps cut is added to ``cut``."""
-    if source == "wordnet":
-        from .wordnet import wordnet_substitutes
-
-        return {w.lower(): wordnet_substitutes(w, relation) for w in words}
+    """Each word -> the substitutes an LLM or a user file gives; what an LLM reply's caps cut is added to ``cut``."""
     if source == "llm":
         subs, llm_cut = llm_substitutes_and_cuts(prompt, [w.lower() for w in words], relation, llm)
         if cut is not None:
@@ -44,6 +41,28 @@ def _substitutes(
     raise SpaceError(f"unknown space source '{source}': use wordnet, llm or a path to a JSON file")
 
 
+def _scored(prompt: str, word: Word, relation: str, given: list[str] | None) -> list:
+    """In-context scored candidates for one prompt word: WordNet's, or ``given`` ones scored alike."""
+    from .context import Scored, embed, rank_substitutes
+
+    if given is None:
+        return rank_substitutes(prompt, word.start, word.end, relation, max_candidates=None)
+    given = [c for c in dict.fromkeys(given) if c.lower() != word.text.lower()]
+    if not given:
+        return []
+    scored = {s.text: s for s in rank_substitutes(
+        prompt, word.start, word.end, relation, threshold=-1e9, max_candidates=None, extra=given
+    )} if is_content_word(word.text) else {}
+    out = []
+    for cand in given:  # words WordNet cannot place still get the encoder's similarity
+        if cand not in scored:
+            variant = prompt[: word.start] + cand + prompt[word.end :]
+            sim = float(embed([variant])[0] @ embed([prompt])[0])
+            scored[cand] = Scored(cand, None, cand.lower(), round(sim, 4))
+        out.append(scored[cand])
+    return sorted(out, key=lambda s: -(s.score if s.score is not None else -1e9))
+
+
 def build_space(
     prompt: str,
     kind: str,
@@ -51,37 +70,71 @@ def build_space(
     nplib_size: int = 4,
     llm: LLMConfig | None = None,
     token_ids: Callable[[str], list[int]] | None = None,
+    max_candidates: int | None = 8,
 ) -> SearchSpace:
     """The search space of ``kind`` for ``prompt``.
 
-    With ``token_ids`` (a tokenizer without special tokens), candidates that are not exactly
-    one token are dropped, and so are positive slots whose original word is not one token:
-    the gradient relaxation mixes one embedding per slot.
+    Candidates come ranked by their in-context score (:mod:`.context`), WordNet's cut at the
+    threshold chosen on LS07 trial; an LLM's or a user file's are scored the same way, ranked,
+    and kept (the attack's meaning check judges them). With ``token_ids`` (a tokenizer without special
+    tokens), candidates that are not exactly one token are dropped, and so are positive slots
+    whose original word is not one token: the gradient relaxation mixes one embedding per slot.
+    ``max_candidates`` caps each slot after all these filters.
     """
     parts = parse_kind(kind)
     words = split_words(prompt)
     content = list(dict.fromkeys(w.text.lower() for w in words if is_content_word(w.text)))
     slots: list[Slot] = []
     cut: list[str] = []  # candidates an LLM reply's caps removed
+    external = source != "wordnet"
+
+    def slot_for(word: Word, relation: str, given: list[str] | None):
+        # WordNet's are already cut; an LLM's or a user's are scored and kept (the attack's
+        # meaning check judges them like any other), low scores ranked last
+        return _scored(prompt, word, relation, given)
+
     if "synonym" in parts:
-        subs = _substitutes(prompt, content, "synonym", source, llm, cut)
+        subs = _substitutes(prompt, content, "synonym", source, llm, cut) if external else {}
         for w in words:
-            cands = [match_case(w.text, c) for c in subs.get(w.text.lower(), []) if c.lower() != w.text.lower()]
-            if cands:
-                slots.append(Slot(w.text, (w.text, *dict.fromkeys(cands)), "positive", (w.start, w.end)))
+            if external and w.text.lower() not in subs:
+                continue
+            if not external and not is_content_word(w.text):
+                continue
+            given = [match_case(w.text, c) for c in subs[w.text.lower()]] if external else None
+            kept = [s for s in slot_for(w, "synonym", given) if s.text.lower() != w.text.lower()]
+            kept = list({s.text: s for s in kept}.values())
+            if kept:
+                slots.append(Slot(
+                    w.text, (w.text, *(s.text for s in kept)), "positive", (w.start, w.end),
+                    scores=(None, *(s.score for s in kept)), similarity=(None, *(s.similarity for s in kept)),
+                ))
     if "antonym" in parts:
-        subs = _substitutes(prompt, content, "antonym", source, llm, cut)
-        for w in content:
-            cands = [c.lower() for c in subs.get(w, []) if c.lower() != w]
-            if cands:
-                slots.append(Slot(w, ("", *dict.fromkeys(cands)), "negative"))
+        subs = _substitutes(prompt, content, "antonym", source, llm, cut) if external else {}
+        seen: set[str] = set()
+        for w in words:
+            low = w.text.lower()
+            if low in seen or not is_content_word(w.text) or (external and low not in subs):
+                continue
+            seen.add(low)
+            given = [c.lower() for c in subs[low]] if external else None
+            kept = {}
+            for s in slot_for(w, "antonym", given):
+                if s.text.lower() != low and s.text.lower() not in kept:
+                    kept[s.text.lower()] = s
+            if kept:
+                slots.append(Slot(
+                    low, ("", *kept), "negative",
+                    scores=(None, *(s.score for s in kept.values())),
+                    similarity=(None, *(s.similarity for s in kept.values())),
+                ))
     if "nplib" in parts:
         for label, cands in nplib_slots(nplib_size):
             slots.append(Slot(label, ("", *cands), "negative"))
     space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(cut))
     if token_ids is not None:
         space = restrict_to_single_tokens(space, token_ids)
-    return space
+    antonym_cap = min(ANTONYM_CAP, max_candidates) if max_candidates else ANTONYM_CAP
+    return space.capped(max_candidates, negative=antonym_cap)
 
 
 def restrict_to_single_tokens(space: SearchSpace, token_ids: Callable[[str], list[int]]) -> SearchSpace:

@@ -1,0 +1,83 @@
+"""Print the WordNet synonym and antonym spaces of 12 everyday prompts, before (frequency-based
+ranking) and after (in-context ranking), for reading by hand.
+
+    python benchmarks/space_review.py            # both
+    python benchmarks/space_review.py --only new
+
+Single-CLIP-token filter and the 8-candidate cap applied in both (the old code capped before
+the token filter, as it did on main).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+PROMPTS = [
+    "a large crimson circle on the left",
+    "two dogs playing with a ball in the snow",
+    "a green field with a red barn",
+    "a plate of fresh fruit on a wooden table",
+    "a blue sky over a sunny beach",
+    "a man riding a bicycle in the city",
+    "a little girl holding a balloon",
+    "a tiny cat sleeping in a dark room",
+    "an old castle on a hill at night",
+    "a happy child eating ice cream",
+    "a small boat on a calm lake",
+    "a bright red apple in a bowl",
+]
+
+
+def old_space(prompt: str, relation: str, ids) -> list[tuple[str, list[str]]]:
+    from dpo_diff.spaces.wordnet import wordnet_substitutes
+    from dpo_diff.spaces.words import is_content_word, split_words
+
+    out = []
+    for w in split_words(prompt):
+        if not is_content_word(w.text):
+            continue
+        cands = [c for c in wordnet_substitutes(w.text, relation) if len(ids(c)) == 1]
+        if cands:
+            out.append((w.text, cands))
+    return out
+
+
+def new_space(prompt: str, relation: str, ids) -> list[tuple[str, list[str]]]:
+    from dpo_diff.spaces import build_space
+
+    space = build_space(prompt, relation, token_ids=ids)
+    return [
+        (s.label, [f"{c} ({sc:.2f})" for c, sc in zip(s.candidates[1:], s.scores[1:])]) for s in space.slots
+    ]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=("old", "new"))
+    args = ap.parse_args(argv)
+    from dpo_diff.models import clip_tokenizer
+
+    tok = clip_tokenizer()
+    ids = lambda t: tok(t, add_special_tokens=False).input_ids  # noqa: E731
+    for prompt in PROMPTS:
+        print(f"\n== {prompt}")
+        for relation in ("synonym", "antonym"):
+            for name, fn in (("old", old_space), ("new", new_space)):
+                if args.only and args.only != name:
+                    continue
+                started = time.time()
+                slots = fn(prompt, relation, ids)
+                print(f"  {relation:<8} {name} ({time.time() - started:.1f}s)")
+                for label, cands in slots:
+                    print(f"    {label}: {', '.join(cands)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

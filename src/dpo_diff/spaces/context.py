@@ -1,0 +1,422 @@
+"""Substitutes chosen in context: the word's part of speech, lemma and sense come from the prompt.
+
+Steps, all offline:
+
+1. **Part of speech** from a small rule tagger over the prompt (determiners, prepositions, the
+   verb "be", modals, noun-phrase order), choosing among the parts of speech that lemminflect's
+   bundled lexicon and WordNet both know for the word; WordNet corpus frequency breaks ties.
+   No maintained package on the package index ships an English tagger model with its data
+   (NLTK's and TextBlob's download theirs; spaCy's models come from GitHub, the PyPI copies are
+   third-party re-uploads), hence the rules.
+2. **Lemma and inflection** from lemminflect: the substitute takes the original's Penn tag
+   (plural, past, gerund, comparative...), so comparatives appear only where the original is one.
+3. **Sense and candidates** ranked against the sentence with the offline sentence encoder
+   (all-MiniLM-L6-v2, shared with the meaning check): each candidate's score combines
+   ``fit`` (cosine between the sentence and the sentence with the candidate substituted),
+   ``sense`` (cosine between the sentence and the gloss of the best WordNet sense holding the
+   candidate) and a WordNet frequency prior. Weights and the cut were chosen on the LS07 trial
+   set only (``benchmarks/lexsub.py --tune``); the cap is applied after every filter.
+4. **Antonyms of the sense in use**: the antonyms of the senses that fit the sentence best
+   ("on the left" -> right, not the verb "leave" -> arrive), and of their similar-to heads for
+   adjective satellites ("tiny" -> small's antonyms: large, big).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .words import is_content_word, match_case
+
+# A candidate's score is WEIGHTS . features, the features being (1, fit: cosine of the +-WINDOW
+# words around the word with and without the substitution, word: cosine of the two words alone,
+# sense: gloss-to-sentence cosine of the best sense offering the candidate, sense - the best sense's,
+# 1 / (1 + that sense's place by gloss fit), log(1 + the lemma's count in that sense),
+# log(1 + the sense's WordNet rank), relation (1 same synset, 0 similar-to, -1 further),
+# log(1 + the candidate lemma's WordNet corpus count)). Logistic regression on LS07 TRIAL
+# (benchmarks/lexsub.py --tune), never on test.
+WINDOW = 5
+WEIGHTS = (-6.4171, 2.3187, 3.3699, 2.4049, 7.0812, 0.1304, 0.3021, -0.5785, 0.6025, 0.083)
+# Candidates scoring below this are cut: on LS07 trial, the cut with the best precision that keeps
+# coverage >= 85 % at cap 8 (lexsub.py --tune). The score is the logit of "an annotator wrote it".
+SYNONYM_THRESHOLD = -2.4
+ANTONYM_THRESHOLD = -1e9
+SENSE_PLACES = 4
+
+
+def keep_sense(place: int, rank: int) -> bool:
+    """A synonym's sense is searched if it is among the SENSE_PLACES best by gloss fit, or WordNet's first two."""
+    return place < SENSE_PLACES or rank < 2
+
+
+ANTONYM_SENSES = 2  # antonyms come from the senses placed first and second by gloss fit
+
+UPOS_TO_WN = {"NOUN": "n", "VERB": "v", "ADJ": "a", "ADV": "r"}
+WN_TO_UPOS = {v: k for k, v in UPOS_TO_WN.items()}
+
+_DETERMINERS = frozenset(
+    "a an the this that these those my your his her its our their some any each every no many several "
+    "two three four five six seven eight nine ten few both another".split()
+)
+_PREPOSITIONS = frozenset(
+    "of on in at to for from by with without within into onto upon over under above below between among "
+    "through during before after about against along across behind beyond near off like around beside".split()
+)
+_BE = frozenset("is are was were be been being am seem seems looks look become becomes".split())
+_DEGREE = frozenset("very so too quite rather extremely more most less least really".split())
+_VERB_BEFORE = frozenset(
+    "to will would can could shall should may might must do does did not i you we they he she it who "
+    "which that".split()
+)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One candidate substitute with its in-context score (higher: fits the sentence better)."""
+
+    text: str
+    score: float
+    lemma: str = ""
+    similarity: float | None = None  # encoder cosine of the prompt with and without the substitution
+
+
+def _pos_options(word: str) -> dict[str, str]:
+    """{wordnet pos: lemma} the word can be, from lemminflect's lexicon and WordNet."""
+    from lemminflect import getAllLemmas, getAllLemmasOOV
+
+    from .wordnet import load_wordnet
+
+    wn = load_wordnet()
+    low = word.lower()
+    found = getAllLemmas(low)
+    out: dict[str, str] = {}
+    for upos, wpos in UPOS_TO_WN.items():
+        lemmas = list(found.get(upos, ()))
+        if not lemmas:
+            m = wn.morphy(low, wpos)
+            lemmas = [m] if m else []
+        for lemma in lemmas:
+            if wn.synsets(lemma, pos=wpos):
+                out[wpos] = lemma
+                break
+    if not out:
+        for upos, wpos in UPOS_TO_WN.items():
+            lemma = getAllLemmasOOV(low, upos).get(upos, (low,))[0]
+            if wn.synsets(lemma, pos=wpos):
+                out[wpos] = lemma
+                break
+    return out
+
+
+def _frequency(lemma: str, pos: str) -> int:
+    from .wordnet import load_wordnet
+
+    wn = load_wordnet()
+    return sum(
+        l.count() for s in wn.synsets(lemma, pos=pos) for l in s.lemmas() if l.name().lower() == lemma.lower()
+    )
+
+
+@lru_cache(maxsize=50_000)
+def _lemma_count(name: str) -> int:
+    from .wordnet import load_wordnet
+
+    return sum(l.count() for l in load_wordnet().lemmas(name.replace(" ", "_")))
+
+
+def _graded(names: tuple[str, ...]) -> set[str]:
+    """The comparatives and superlatives among ``names`` (WordNet lists "bigger" as a lemma)."""
+    from lemminflect import getAllLemmas
+
+    out = set()
+    for name in names:
+        base = getAllLemmas(name).get("ADJ", ()) + getAllLemmas(name).get("ADV", ())
+        if base and name not in base and name.endswith(("er", "est")):
+            out.add(name)
+    return out
+
+
+def _by_frequency(options: dict[str, str]) -> str:
+    order = ("n", "a", "v", "r")
+    return max(options, key=lambda p: (_frequency(options[p], p), -order.index(p)))
+
+
+def tag(tokens: list[str]) -> list[str | None]:
+    """WordNet part of speech (n, v, a, r) of each token that has senses; None for the others."""
+    tags: list[str | None] = []
+    options = [(_pos_options(t) if is_content_word(t) else {}) for t in tokens]
+    for i, tok in enumerate(tokens):
+        opts = options[i]
+        if not opts:
+            tags.append(None)
+            continue
+        if len(opts) == 1:
+            tags.append(next(iter(opts)))
+            continue
+        prev = tokens[i - 1].lower() if i > 0 else ""
+        prev_tag = tags[i - 1] if i > 0 else None
+        nxt_opts = options[i + 1] if i + 1 < len(tokens) else {}
+        low = tok.lower()
+        choice = None
+        if prev in _VERB_BEFORE and "v" in opts:
+            choice = "v"
+        elif prev in _BE:
+            if "v" in opts and low.endswith(("ing", "ed")):
+                choice = "v"
+            elif "a" in opts:
+                choice = "a"
+        elif prev in _DEGREE and ("a" in opts or "r" in opts):
+            choice = "a" if "a" in opts else "r"
+        elif prev in _DETERMINERS or prev in _PREPOSITIONS or prev_tag == "a":
+            # inside a noun phrase: a modifier when a noun follows, else the head noun
+            if "a" in opts and "n" in nxt_opts:
+                choice = "a"
+            elif "n" in opts:
+                choice = "n"
+            elif "a" in opts:
+                choice = "a"
+        elif prev_tag == "n" and "v" in opts and low.endswith(("ing", "ed", "s")):
+            choice = "v"
+        elif low.endswith("ly") and "r" in opts:
+            choice = "r"
+        tags.append(choice or _by_frequency(opts))
+    return tags
+
+
+# ---------------------------------------------------------------- encoder, with a cache
+
+
+class _Embeddings:
+    def __init__(self):
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if missing:
+            from ..constraints import _encoder
+
+            vecs = _encoder(None).encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            for t, v in zip(missing, vecs):
+                self.cache[t] = v.astype(np.float32)
+            if len(self.cache) > 200_000:
+                self.cache.clear()
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+embed = _Embeddings()
+
+
+# ---------------------------------------------------------------- inflection
+
+
+def penn_tag(word: str, lemma: str, pos: str) -> str | None:
+    """The Penn tag of ``word`` as a form of ``lemma`` (e.g. NNS, VBD, JJR); None if not found."""
+    from lemminflect import getAllInflections
+
+    low = word.lower()
+    if low == lemma.lower():
+        return {"n": "NN", "v": "VB", "a": "JJ", "r": "RB"}[pos]
+    for tag_, forms in getAllInflections(lemma, upos=WN_TO_UPOS[pos]).items():
+        if low in forms:
+            return tag_
+    return None
+
+
+def inflect(substitute: str, tag_: str | None, pos: str) -> str | None:
+    """``substitute`` (a lemma) in the form ``tag_``; None if there is no such form."""
+    if tag_ in (None, "NN", "VB", "JJ", "RB", "VBP"):
+        return substitute
+    from lemminflect import getAllInflections, getInflection
+
+    known = getAllInflections(substitute, upos=WN_TO_UPOS[pos]).get(tag_)
+    if known:
+        return known[0]
+    if tag_ in ("JJR", "JJS", "RBR", "RBS"):
+        return None  # no "crimsoner": comparatives only from words the lexicon grades
+    forms = getInflection(substitute, tag=tag_)
+    return forms[0] if forms else None
+
+
+# ---------------------------------------------------------------- candidates and their scores
+
+
+def _gloss(synset) -> str:
+    names = ", ".join(l.name().replace("_", " ") for l in synset.lemmas()[:4])
+    return f"{names}: {synset.definition()}"
+
+
+CATEGORY_SATELLITES = 60
+
+
+def _category(head) -> bool:
+    """An adjective head with very many satellites names a category, not a scale: "chromatic"
+    (146, every colour) gives red neither a synonym nor the antonym "achromatic"/"grey"; "large"
+    (48) still gives "tiny" its antonyms through "small"."""
+    return len(head.similar_tos()) > CATEGORY_SATELLITES
+
+
+@lru_cache(maxsize=20_000)
+def _sense_inventory(lemma: str, pos: str, relation: str, wide: bool = False):
+    """[(synset, [(candidate lemma, relation weight, frequency)])] for the lemma's senses."""
+    from .wordnet import load_wordnet
+
+    wn = load_wordnet()
+    senses = []
+    for rank, synset in enumerate(wn.synsets(lemma, pos=pos)):
+        if not any(l.name().lower() == lemma for l in synset.lemmas()):
+            continue
+        cands: list[tuple[str, float, int]] = []
+        if relation == "synonym":
+            for l in synset.lemmas():
+                cands.append((l.name(), 1.0, l.count()))
+            if synset.pos() == "s":
+                for head in synset.similar_tos():
+                    if not _category(head):
+                        cands.extend((l.name(), 0.0, l.count()) for l in head.lemmas())
+            elif synset.pos() == "a":
+                for sat in synset.similar_tos() if wide else synset.similar_tos()[:8]:
+                    cands.extend((l.name(), 0.0, l.count()) for l in (sat.lemmas() if wide else sat.lemmas()[:2]))
+        else:
+            heads = [synset] + ([h for h in synset.similar_tos() if not _category(h)] if synset.pos() == "s" else [])
+            for s in heads:
+                for l in s.lemmas():
+                    for a in l.antonyms():
+                        cands.append((a.name(), 1.0, a.count() + 1))
+                        cands.extend((x.name(), 0.0, x.count()) for x in a.synset().lemmas() if x != a)
+                        if a.synset().pos() == "a":
+                            for sat in a.synset().similar_tos():
+                                cands.extend((x.name(), -1.0, x.count()) for x in sat.lemmas()[:1] if x.count() > 0)
+        senses.append((synset, rank, cands))
+    return senses
+
+
+def rank_substitutes(
+    text: str,
+    start: int,
+    end: int,
+    relation: str = "synonym",
+    pos: str | None = None,
+    lemma: str | None = None,
+    tokens: list[str] | None = None,
+    index: int | None = None,
+    weights: tuple[float, ...] | None = None,
+    threshold: float | None = None,
+    max_candidates: int | None = 8,
+    single_words: bool = True,
+    features: list | None = None,
+    wide: bool = False,
+    extra: list[str] | None = None,
+) -> list[Scored]:
+    """Substitutes for ``text[start:end]`` ranked by their in-context score, best first.
+
+    ``pos``/``lemma`` default to the tagger's and lemminflect's reading of the sentence
+    (``tokens``/``index``: the sentence's words and the target's place, else split from ``text``).
+    ``threshold`` cuts low scores and ``max_candidates`` caps what remains (after all filters).
+    ``features``, when a list, receives each candidate's (lemma, feature vector) for tuning.
+    ``wide`` takes every lemma of an adjective head's similar-to satellites (the meaning check).
+    ``extra``: score these candidates (an LLM's or a user file's, as written) instead of WordNet's;
+    one WordNet does not relate to a sense of the word gets relation -1 and no counts.
+    """
+    word = text[start:end]
+    if not is_content_word(word):
+        return []
+    if pos is None or lemma is None:
+        if tokens is None:
+            from .words import split_words
+
+            ws = split_words(text)
+            tokens = [w.text for w in ws]
+            index = next((i for i, w in enumerate(ws) if w.start == start), None)
+            if index is None:
+                return []
+        opts = _pos_options(word)
+        if not opts:
+            return []
+        if pos is None:
+            pos = tag(tokens)[index] or _by_frequency(opts)
+            if pos not in opts:
+                pos = _by_frequency(opts)
+        lemma = lemma or opts.get(pos)
+        if lemma is None:
+            return []
+    lemma = lemma.lower()
+    senses = _sense_inventory(lemma, pos, relation, wide)
+    if not senses:
+        return []
+    w = np.asarray(weights if weights is not None else WEIGHTS, dtype=np.float64)
+    cut = (SYNONYM_THRESHOLD if relation == "synonym" else ANTONYM_THRESHOLD) if threshold is None else threshold
+    form = penn_tag(word, lemma, pos) if relation == "synonym" else None
+
+    # per candidate: the sense (by gloss fit to the sentence) that offers it
+    sent_vec = embed([text])[0]
+    gloss_vecs = embed([_gloss(s) for s, _, _ in senses])
+    sense_scores = gloss_vecs @ sent_vec
+    order = np.argsort(-sense_scores)
+    sense_place = {int(i): p for p, i in enumerate(order)}
+    top_sense = float(sense_scores.max())
+    best: dict[str, tuple] = {}  # cand lemma -> (sense, place, count, wordnet rank, rel)
+    graded = _graded(tuple(sorted({n.lower() for _, _, cs in senses for n, _, _ in cs})))
+    for k, ((synset, rank, cands), sense) in enumerate(zip(senses, sense_scores)):
+        for name, rel, count in cands:
+            cand = name.replace("_", " ")
+            if cand.lower() == lemma or (single_words and " " in cand) or not cand.isascii():
+                continue
+            if relation == "antonym" and sense_place[k] >= ANTONYM_SENSES and rank > 0:
+                continue  # antonyms of the senses in use only (by gloss fit, or WordNet's first)
+            if cand.lower() in graded:
+                continue
+            key = (float(sense), sense_place[k], count, rank, rel)
+            old = best.get(cand)
+            if old is None or (key[0], key[4], key[2]) > (old[0], old[4], old[2]):
+                best[cand] = key
+    if relation == "synonym" and not wide and extra is None:
+        # only the senses that fit (first SENSE_PLACES by gloss) or WordNet's first two: halves the
+        # encoder's work; on LS07 trial P@1 0.330 -> 0.323, precision 0.207 -> 0.212
+        best = {c: k for c, k in best.items() if keep_sense(k[1], k[3])}
+    if extra is not None:
+        from lemminflect import getAllLemmas
+
+        top = int(order[0])
+        default = (top_sense, 0, 0, senses[top][1], -1.0)
+        chosen: dict[str, tuple] = {}
+        for text_ in dict.fromkeys(x.strip() for x in extra if x.strip()):
+            lemmas = [text_] + [x for forms in getAllLemmas(text_.lower()).values() for x in forms]
+            chosen[text_] = next((best[x] for x in lemmas if x in best), default)
+        best = chosen
+    if not best:
+        return []
+    surface: dict[str, str] = {}
+    for cand in best:
+        if extra is not None:
+            if cand.lower() != word.lower():
+                surface[cand] = cand
+            continue
+        form_ = inflect(cand, form, pos) if relation == "synonym" else cand
+        if form_ is not None and form_.lower() != word.lower():
+            surface[cand] = match_case(word, form_) if relation == "synonym" else form_.lower()
+    if not surface:
+        return []
+    names = list(surface)
+    # fit: the window of +-WINDOW words around the word, with and without the substitution
+    # (a whole long sentence barely moves when one word changes, and costs more to encode)
+    left, right = text[:start].split()[-WINDOW:], text[end:].split()[:WINDOW]
+    win_vec = embed([" ".join(left + [word] + right)])[0]
+    fits = embed([" ".join(left + [surface[c]] + right) for c in names]) @ win_vec
+    word_cos = embed([surface[c] for c in names]) @ embed([word])[0]
+    out: list[Scored] = []
+    for cand, fit, wc in zip(names, fits, word_cos):
+        sense, place, count, rank, rel = best[cand]
+        f = np.array([
+            1.0, float(fit), float(wc), sense, sense - top_sense, 1.0 / (1 + place),
+            math.log1p(count), math.log1p(rank), rel, math.log1p(_lemma_count(cand)),
+        ])
+        score = float(f @ w)
+        if features is not None:
+            features.append((cand, f))
+        if score >= cut:
+            out.append(Scored(surface[cand], round(score, 4), cand, round(float(fit), 4)))
+    out.sort(key=lambda s: -s.score)
+    return out[:max_candidates] if max_candidates else out
