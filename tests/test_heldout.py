@@ -151,3 +151,12 @@ def test_compare_reports_held_out_figures_and_paired_win_rates(engine, tmp_path)
     assert pair["a_wins"] + pair["b_wins"] + pair["ties"] == 2
     text = comparison.to_markdown(report)
     assert "held-out" in text and "| 40 | random | epo | 2 |" in text
+
+
+def test_an_attack_records_the_meaning_check_of_its_best_prompt(engine):
+    result = dpo_diff.attack(PROMPT, model=engine, steps=3, budget=60, solver="random", min_similarity=0.5, eval_seeds=0)
+    data = json.loads(json.dumps(result.to_dict()))  # JSON-safe
+    if result.best.prompt != PROMPT:
+        assert data["meaning"]["accepted"] is True and 0 < data["meaning"]["similarity"] <= 1
+    else:
+        assert data["meaning"] is None

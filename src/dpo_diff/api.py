@@ -121,6 +121,7 @@ class OptimizationResult:
     filtered: bool = False
     message: str = ""
     held_out: HeldOut | None = None
+    meaning: dict | None = None  # attack: the meaning check's judgement of the best prompt
     cost_breakdown: dict = field(default_factory=dict)
     initial_faithfulness: float | None = None  # the world's judge on the search seeds' images
     best_faithfulness: float | None = None
@@ -155,6 +156,7 @@ class OptimizationResult:
             "initial": self.initial.to_dict(),
             "best": self.best.to_dict(),
             "held_out": self.held_out.to_dict() if self.held_out is not None else None,
+            "meaning": self.meaning,
             "cost": round(self.cost, 3),
             "budget": self.budget,
             "cost_unit": (
@@ -352,6 +354,14 @@ def optimize(
         message = "interrupted: the result holds the best candidate found so far"
     result = _result(task, prompt, engine, search, grad, problem, budget, started, interrupted, message)
     result.filtered = filtered
+    if constraint is not None and result.best.prompt != prompt:
+        verdict = constraint.judge(result.best.prompt)
+        sense = verdict.get("sense")
+        result.meaning = {  # JSON-safe: a sense score of +-inf (inflection only / no sense) as text
+            "similarity": round(float(verdict["similarity"]), 4),
+            "sense": sense if sense is None or abs(sense) != float("inf") else str(sense),
+            "accepted": bool(verdict["accepted"]),
+        }
     judge = world_judge(engine.name, prompt)
     if judge is not None and result.initial_images is not None and result.best_images is not None:
         result.initial_faithfulness = _mean(judge(result.initial_images))
