@@ -112,8 +112,12 @@ def measure_cost_ratios(model, scorer) -> tuple[float, float, dict]:
     latents = model.initial_latents([0])
     t = model.make_scheduler(2).timesteps[0]
     cond = model.encode([""])
-    unet = count_flops(lambda: model.unet(latents, t, **model.unet_kwargs(cond)))
-    decode = count_flops(lambda: model.decode(latents))
+    meter, model.meter = model.meter, CostMeter()  # measuring is not part of any run's cost
+    try:
+        unet = count_flops(lambda: model.unet(latents, t, **model.unet_kwargs(cond)))
+        decode = count_flops(lambda: model.decode(latents))
+    finally:
+        model.meter = meter
     image = torch.zeros(1, 3, model.height, model.width, device=model.device)
     score = count_flops(lambda: scorer.encode_images(image))
     if unet <= 0:  # nothing counted (an exotic backend): count UNet passes only, and say so
