@@ -564,12 +564,14 @@ def test_hostile_llm_reply_is_one_line_quickly(mode, hostile):
 def test_llm_candidates_are_capped_and_the_cut_listed(hostile):
     _Hostile.mode = "many candidates"
     config = LLMConfig(base_url=hostile, model="fake-many")
-    space = build_space("a red car", "synonym", source="llm", llm=config)
+    space = build_space("a red car", "synonym", source="llm", llm=config, max_candidates=None)  # the reply's cap alone
     red = next(s for s in space.slots if s.label == "red")
     assert len(red.candidates) == 1 + MAX_CANDIDATES_PER_WORD
     assert any(d.startswith(f"red: {50_000 - MAX_CANDIDATES_PER_WORD} LLM candidates beyond the first") for d in space.dropped)
-    cached = build_space("a red car", "synonym", source="llm", llm=config)  # from the cache: same caps, same list
+    cached = build_space("a red car", "synonym", source="llm", llm=config, max_candidates=None)  # same caps, same list
     assert cached == space and len(_Hostile.seen) == 1
+    capped = build_space("a red car", "synonym", source="llm", llm=config)  # the space's own cap comes after
+    assert len(next(s for s in capped.slots if s.label == "red").candidates) == 1 + 8
 
 
 def test_llm_key_goes_only_where_it_belongs(hostile, monkeypatch):
