@@ -21,7 +21,6 @@ from WordNet corpus frequency, never from the sentence, at most 8 candidates); "
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys

@@ -12,7 +12,6 @@ started only where a process must die or run under a limit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -35,7 +34,7 @@ from dpo_diff.batch.runner import image_dir_name
 from dpo_diff.batch.sources import MAX_PROMPT_CHARS
 from dpo_diff.batch.store import LOCK_NAME, StoreLock
 from dpo_diff.cli import app
-from dpo_diff.errors import DpoDiffError, SpaceError
+from dpo_diff.errors import DpoDiffError
 from dpo_diff.spaces import LLMConfig, build_space
 from dpo_diff.spaces.llm import MAX_CANDIDATES_PER_WORD, find_json_object
 
