@@ -191,7 +191,7 @@ def _report(result, out_dir: str | None) -> None:
     out.print(table)
     spent = f"cost {result.cost:.0f}/{result.budget:.0f} UNet-pass equivalents"
     if held is not None:
-        spent += f" (+{held.cost:.0f} for {len(held.seeds)} held-out seeds)"
+        spent += f" (+{held.cost:.0f} for {len(held.seeds)} held-out seed{'s' if len(held.seeds) != 1 else ''})"
     out.print(
         escape(f"{result.task} with {result.solver} on {result.model}: {spent}, "
                f"{result.seconds:.1f} s, search seeds {result.seeds}"
