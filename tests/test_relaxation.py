@@ -123,16 +123,28 @@ def test_long_prompt_is_truncated_with_a_warning(model):
     assert int(tspace.pos_positions.max()) < 76
 
 
-def test_relaxed_choices_reproduce_the_stock_pipeline_conditioning(model):
-    """The text that is scored, given to diffusers' own ``encode_prompt``, gives the relaxed conditioning."""
+def check_stock_pipeline(model, pipeline_encode, n: int, seed: int) -> None:
+    """For ``n`` random choices, the text that is scored, given to the stock pipeline's encoding
+    (``pipeline_encode(positive, negative) -> (cond, uncond, pooled, negative pooled)``), gives
+    the relaxed conditioning."""
     import random
 
     space = _space(model, "synonym+antonym+nplib")
     tspace = tokenize_space(space, model)
-    rng = random.Random(1)
-    for _ in range(5):
-        choice = tuple(rng.randrange(n) for n in space.sizes)
+    rng = random.Random(seed)
+    for _ in range(n):
+        choice = tuple(rng.randrange(k) for k in space.sizes)
         cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
         positive, negative = space.render(choice)
-        pe, npe = model.pipe.encode_prompt(positive, "cpu", 1, True, negative_prompt=negative)
+        pe, npe, pooled, npooled = pipeline_encode(positive, negative)
         assert torch.equal(cond.embeds, pe) and torch.equal(uncond.embeds, npe), (positive, negative)
+        if pooled is not None:
+            assert torch.equal(cond.pooled, pooled) and torch.equal(uncond.pooled, npooled), negative
+
+
+def test_relaxed_choices_reproduce_the_stock_pipeline_conditioning(model):
+    """The text that is scored, given to diffusers' own ``encode_prompt``, gives the relaxed conditioning."""
+    def encode(positive, negative):
+        return (*model.pipe.encode_prompt(positive, "cpu", 1, True, negative_prompt=negative), None, None)
+
+    check_stock_pipeline(model, encode, n=5, seed=1)

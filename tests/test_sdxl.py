@@ -189,18 +189,11 @@ def test_relaxation_is_exact_for_random_choices_on_sdxl(xl):
 
 
 def test_relaxed_choices_reproduce_the_stock_sdxl_pipeline(xl):
-    import random
+    from .test_relaxation import check_stock_pipeline
 
-    model = xl.model
-    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
-    tspace = tokenize_space(space, model)
-    rng = random.Random(2)
-    for _ in range(4):
-        choice = tuple(rng.randrange(n) for n in space.sizes)
-        cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
-        positive, negative = space.render(choice)
-        pe, npe, pooled, npooled = model.pipe.encode_prompt(
+    def encode(positive, negative):
+        return xl.model.pipe.encode_prompt(
             positive, device="cpu", do_classifier_free_guidance=True, negative_prompt=negative or None
         )
-        assert torch.equal(cond.embeds, pe) and torch.equal(cond.pooled, pooled)
-        assert torch.equal(uncond.embeds, npe) and torch.equal(uncond.pooled, npooled), negative
+
+    check_stock_pipeline(xl.model, encode, n=4, seed=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -22,8 +22,6 @@ from .errors import DpoDiffError
 
 DEFAULT_EVAL_SEEDS = 4
 FIRST_EVAL_SEED = 1000  # held-out seeds counted from here, skipping any search seed
-
-Judge = Callable[[Tensor], float]
 
 
 def resolve_eval_seeds(eval_seeds: int | str | Sequence[int] | None, search_seeds: Sequence[int]) -> list[int]:
@@ -74,7 +72,6 @@ class HeldOutCandidate:
     loss: float
     losses: list[float]  # per held-out seed
     faithfulness: float | None = None
-    faithfulness_per_seed: list[float] | None = None
 
     def to_dict(self) -> dict:
         d = {"loss": self.loss, "losses": [round(x, 6) for x in self.losses]}
@@ -91,7 +88,6 @@ class HeldOut:
     initial: HeldOutCandidate
     best: HeldOutCandidate
     cost: float = 0.0
-    images: dict[str, Tensor] = field(default_factory=dict, repr=False)  # "initial" / "best": (seeds, 3, H, W)
 
     def change(self, maximize: bool) -> float:
         """How much the held-out loss moved in the task's direction."""
@@ -129,14 +125,9 @@ def evaluate_held_out(problem, texts: dict[str, tuple[str, str]], seeds: Sequenc
     finally:
         model.meter = search_meter
     out: dict[str, HeldOutCandidate] = {}
-    pictures: dict[str, Tensor] = {}
     for name in names:
         i = unique.index(texts[name])
         per_seed = [float(x) for x in losses[i].tolist()]
         faith = judge(images[i]) if judge is not None else None
-        out[name] = HeldOutCandidate(
-            statistics.fmean(per_seed), per_seed,
-            statistics.fmean(faith) if faith else None, faith,
-        )
-        pictures[name] = images[i]
-    return HeldOut(list(seeds), out["initial"], out["best"], meter.used, pictures)
+        out[name] = HeldOutCandidate(statistics.fmean(per_seed), per_seed, statistics.fmean(faith) if faith else None)
+    return HeldOut(list(seeds), out["initial"], out["best"], meter.used)

@@ -104,15 +104,16 @@ def pairs(runs) -> list[dict]:
         task = ca.get("task", "enhance")
         if cb.get("task", "enhance") != task:
             continue
-        a = {r["prompt"]: r for r in ra}
-        b = {r["prompt"]: r for r in rb}
+        a = {r["prompt"]: (r, held_out(r)) for r in ra}  # each stored result parsed once
+        b = {r["prompt"]: (r, held_out(r)) for r in rb}
         shared = [p for p in a if p in b]
         if not shared:
             continue
-        use_held = all(held_out(a[p]) and held_out(b[p]) for p in shared)
+        use_held = all(a[p][1] and b[p][1] for p in shared)
 
-        def loss(r):
-            return held_out(r)["best"]["loss"] if use_held else r["best_loss"]
+        def loss(pair):
+            row, held = pair
+            return held["best"]["loss"] if use_held else row["best_loss"]
 
         result = paired(na, [loss(a[p]) for p in shared], nb, [loss(b[p]) for p in shared], maximize=task == "attack")
         out.append({"measure": "held_out_best_loss" if use_held else "best_loss", **result.to_dict()})
