@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from dpo_diff import compare as comparison
-from dpo_diff.api import load
+from dpo_diff.engine import load
 from dpo_diff.batch import load_prompts
 
 HERE = Path(__file__).resolve().parent

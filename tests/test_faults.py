@@ -30,9 +30,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dpo_diff.batch import ResultStore, load_prompts, run_batch
-from dpo_diff.batch.runner import image_dir_name
+from dpo_diff.batch.worker import image_dir_name
 from dpo_diff.batch.sources import MAX_PROMPT_CHARS
-from dpo_diff.batch.store import LOCK_NAME, StoreLock
+from dpo_diff.batch.lock import LOCK_NAME, StoreLock
 from dpo_diff.cli import app
 from dpo_diff.errors import DpoDiffError
 from dpo_diff.spaces import LLMConfig, build_space
@@ -115,10 +115,11 @@ def rows_now(folder: Path) -> int:
 def no_reload(engine, monkeypatch):
     """CLI commands in this process use the session's tiny engine instead of loading another."""
     import dpo_diff.api
-    import dpo_diff.batch.runner
+    import dpo_diff.batch.worker
+    import dpo_diff.engine
 
-    monkeypatch.setattr(dpo_diff.batch.runner, "load", lambda *a, **k: engine)
-    monkeypatch.setattr(dpo_diff.api, "load", lambda *a, **k: engine)
+    for module in (dpo_diff.engine, dpo_diff.api, dpo_diff.batch.worker):
+        monkeypatch.setattr(module, "load_for", lambda *a, **k: engine)
     return engine
 
 

@@ -10,7 +10,7 @@ import dpo_diff
 from dpo_diff.cli import app
 from dpo_diff.cost import CostMeter, measure_cost_ratios
 from dpo_diff.errors import DpoDiffError
-from dpo_diff.heldout import resolve_eval_seeds
+from dpo_diff.checks import resolve_eval_seeds
 from dpo_diff.stats import bootstrap_ci, paired
 
 from .conftest import PROMPT

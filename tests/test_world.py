@@ -75,7 +75,8 @@ def test_compare_reports_the_judge_on_the_world(tmp_path):
 def test_scorer_judge_agreement_on_generated_pictures(tmp_path):
     _world_or_skip()
     from dpo_diff.models import bundled_models
-    from dpo_diff.world.quality import held_out_scenes, scorer_judge_agreement, write_card
+    from dpo_diff.world.card import write_card
+    from dpo_diff.world.quality import held_out_scenes, scorer_judge_agreement
 
     engine = dpo_diff.load("world", device="cpu")
     scenes = held_out_scenes(6)

@@ -16,14 +16,18 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Candidate": "api",
-    "Engine": "api",
-    "OptimizationResult": "api",
+    "Candidate": "results",
+    "Engine": "engine",
+    "OptimizationResult": "results",
+    "RunConfig": "config",
+    "Task": "task",
     "attack": "api",
     "enhance": "api",
-    "load": "api",
+    "load": "engine",
     "optimize": "api",
     "show_space": "api",
+    "OBJECTIVES": "objectives",
+    "Objective": "objectives",
     "BudgetError": "errors",
     "DpoDiffError": "errors",
     "ModelNotFoundError": "errors",
@@ -37,7 +41,12 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .api import Candidate, Engine, OptimizationResult, attack, enhance, load, optimize, show_space
+    from .api import attack, enhance, optimize, show_space
+    from .config import RunConfig
+    from .engine import Engine, load
+    from .objectives import OBJECTIVES, Objective
+    from .results import Candidate, OptimizationResult
+    from .task import Task
     from .errors import BudgetError, DpoDiffError, ModelNotFoundError, SpaceError
     from .spaces import LLMConfig, SearchSpace, Slot, build_space
 

@@ -17,9 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .api import Engine, load, optimize
+from .api import optimize
+from .config import RunConfig, resolve_config
+from .engine import Engine, load_for
+from .objectives import get_objective
 from .spaces import LLMConfig
 from .stats import paired, sem
+from .task import get_task
 
 
 def _mean(values: list[float]) -> float | None:
@@ -35,6 +39,8 @@ def compare(
     model: str | Engine | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     search_seeds: int = 1,
+    config: RunConfig | None = None,
+    llm: LLMConfig | None = None,
     **options,
 ) -> dict:
     """Run the grid and return {"runs": [...], "summary": [...], "pairs": [...]} (see module doc).
@@ -42,12 +48,17 @@ def compare(
     Each cell runs every prompt ``search_seeds`` times (search seeds ``seed``, ``seed`` + 1, ...).
     Held-out figures (``eval_seeds``, default 4 new seeds) are averaged over the search seeds
     per prompt, then over prompts; ``pairs`` compares every two (space, solver) configurations
-    at each budget prompt by prompt on the held-out loss.
+    at each budget prompt by prompt on the held-out loss. ``config`` and ``options`` are the
+    other options of every run (:class:`RunConfig`).
     """
-    engine = model if isinstance(model, Engine) else load(model)
+    if model is not None and not isinstance(model, Engine):
+        options["model"] = model
+    cfg = resolve_config(config, options)
+    engine = model if isinstance(model, Engine) else load_for(cfg)
     if search_seeds < 1:
         raise ValueError("search_seeds must be at least 1")
-    base_seed = int(options.pop("seed", 0))
+    base_seed = cfg.seed
+    lower = get_objective(cfg.objective).lower_is_better
     grid = [(sp, so, b) for sp in spaces for so in solvers for b in budgets]
     runs, total, done = [], len(grid) * len(prompts) * search_seeds, 0
     for space, solver, budget in grid:
@@ -56,8 +67,8 @@ def compare(
                 if progress:
                     progress(done, total, f"{space or 'default'}/{solver}/{budget}")
                 start = time.perf_counter()
-                result = optimize(task, prompt, model=engine, solver=solver, budget=budget, space=space,
-                                  seed=base_seed + r, **options)
+                run_config = cfg.replace(solver=solver, budget=budget, space=space, seed=base_seed + r)
+                result = optimize(task, prompt, run_config, model=engine, llm=llm)
                 held = result.held_out
                 runs.append({
                     "space": result.space.kind, "solver": solver, "budget": budget, "prompt": prompt,
@@ -77,10 +88,13 @@ def compare(
                 done += 1
     if progress:
         progress(done, total, "done")
-    summary = [summarize_cell(runs, space, solver, budget, task) for space, solver, budget in grid]
-    return {"task": task, "model": engine.name, "search_seeds": search_seeds,
-            "options": {k: _plain(v) for k, v in options.items() if k != "progress"} | {"seed": base_seed},
-            "runs": runs, "summary": summary, "pairs": pair_table(runs, task)}
+    summary = [summarize_cell(runs, space, solver, budget, task, lower) for space, solver, budget in grid]
+    shown = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "solver", "budget", "space", "device")}
+    if llm is not None:
+        shown["llm"] = _plain(llm)
+    return {"task": task, "model": engine.name, "search_seeds": search_seeds, "objective": cfg.objective,
+            "lower_is_better": lower, "options": shown,
+            "runs": runs, "summary": summary, "pairs": pair_table(runs, task, lower)}
 
 
 def _per_prompt(cell: list[dict], key: str) -> list[float]:
@@ -92,10 +106,10 @@ def _per_prompt(cell: list[dict], key: str) -> list[float]:
     return [statistics.fmean(v) for v in by_prompt.values()]
 
 
-def summarize_cell(runs: list[dict], space, solver: str, budget: int, task: str) -> dict:
+def summarize_cell(runs: list[dict], space, solver: str, budget: int, task: str, lower_is_better: bool = True) -> dict:
     """Means over prompts (each prompt first averaged over its search seeds), with standard errors."""
     cell = [r for r in runs if r["solver"] == solver and r["budget"] == budget and (space is None or r["space"] == space)]
-    sign = 1.0 if task == "enhance" else -1.0
+    sign = get_task(task).sign(lower_is_better)
     for r in cell:
         r["change"] = sign * (r["initial_loss"] - r["best_loss"])
         if r.get("held_out_best_loss") is not None:
@@ -121,7 +135,7 @@ def summarize_cell(runs: list[dict], space, solver: str, budget: int, task: str)
     }
 
 
-def pair_table(runs: list[dict], task: str) -> list[dict]:
+def pair_table(runs: list[dict], task: str, lower_is_better: bool = True) -> list[dict]:
     """Every two (space, solver) configurations at each budget, prompt by prompt, on the held-out
     best loss (the search's own best loss when held-out evaluation was off)."""
     held = any(r.get("held_out_best_loss") is not None for r in runs)
@@ -140,7 +154,7 @@ def pair_table(runs: list[dict], task: str) -> list[dict]:
         for a, b in itertools.combinations(configs, 2):
             shared = [p for p in losses[a] if p in losses[b]]
             comparison = paired(label(a), [losses[a][p] for p in shared], label(b), [losses[b][p] for p in shared],
-                                maximize=task == "attack")
+                                maximize=not get_task(task).minimizes(lower_is_better))
             pairs.append({"budget": budget, "measure": key, **comparison.to_dict()})
     return pairs
 
@@ -160,7 +174,7 @@ def _plain(value):
 
 
 def to_markdown(report: dict) -> str:
-    better = "lower" if report["task"] == "enhance" else "higher"
+    better = get_task(report["task"]).goal(report.get("lower_is_better", True))
     seeds = report.get("search_seeds", 1)
     lines = [
         f"{report['task']} on {report['model']}: mean over prompts (± standard error)"

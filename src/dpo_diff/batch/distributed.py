@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import DpoDiffError
 from .sources import PromptRecord
+from .worker import PromptOutcome, run_prompt
 
 MAX_ATTEMPTS = 3
 ACTOR_NAME = "PromptWorker"
@@ -43,21 +44,20 @@ class PromptWorker:
     def __init__(self) -> None:
         self.engine = None
 
-    def setup(self, model: str, scorer: str | None, device: str | None, threads: int | None) -> dict:
+    def setup(self, config, threads: int | None) -> dict:
         import torch
 
-        from ..api import load
+        from ..engine import load_for
+        from ..logs import set_progress_bars
 
         if threads:
             torch.set_num_threads(threads)
-        os.environ.setdefault("DPO_DIFF_QUIET", "1")
-        self.engine = load(model, scorer=scorer, device=device)
+        set_progress_bars(False)
+        self.engine = load_for(config)
         return {"pid": os.getpid(), "device": str(self.engine.model.device)}
 
-    def run(self, record: PromptRecord, task: str, filter: str | None, options: dict):
-        from .runner import run_prompt
-
-        return run_prompt(record, task, self.engine, filter, options)
+    def run(self, record: PromptRecord, task: str, filter: str | None, config, llm) -> PromptOutcome:
+        return run_prompt(record, task, self.engine, filter, config, llm)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> bool:
@@ -103,22 +103,34 @@ def _task_error(err: Exception) -> Exception:
     return err
 
 
+class RayExecutor:
+    """The batch's prompts on Ray actors (see the module's doc); the runner's other executor."""
+
+    def __init__(self, task: str, filter: str | None, config, llm, address: str, actors: int | None,
+                 on_event: Callable[[str], None]):
+        self.task, self.filter, self.config, self.llm = task, filter, config, llm
+        self.address, self.actors, self.on_event = address, actors, on_event
+
+    def outcomes(self, todo: list[PromptRecord]) -> Iterator[PromptOutcome]:
+        return run_on_ray(todo, self.task, self.filter, self.config, self.llm, self.address, self.actors,
+                          self.on_event)
+
+
 def run_on_ray(
     todo: list[PromptRecord],
     task: str,
-    model: str,
     filter: str | None,
-    options: dict,
+    config,
+    llm,
     address: str,
     actors: int | None,
     on_event: Callable[[str], None],
-) -> Iterator:
-    """Yield each prompt's :class:`~dpo_diff.batch.runner.PromptOutcome` as an actor finishes it."""
+) -> Iterator[PromptOutcome]:
+    """Yield each prompt's :class:`~dpo_diff.batch.worker.PromptOutcome` as an actor finishes it."""
     ray = require_ray()
     from ray.exceptions import GetTimeoutError, RayError, RayTaskError
 
-    options = dict(options)
-    device = options.pop("device", None)
+    device = config.device
     if actors is not None and actors < 1:
         raise DpoDiffError(f"--actors must be at least 1, not {actors}")
     started_ray = _connect(ray, address)
@@ -144,13 +156,13 @@ def run_on_ray(
             ray.shutdown()
         raise
     remote = ray.remote(**unit)(PromptWorker).options(max_restarts=0)  # the driver replaces a lost actor itself
-    scorer = options.get("scorer")
+    actor_config = config.replace(device=device)
 
     def start_actors(n: int) -> list:
         """Start ``n`` actors and load the model in all of them at once; a one-line error if they cannot."""
         new = [remote.remote() for _ in range(n)]
         try:
-            ray.get([a.setup.remote(model, scorer, device, threads) for a in new], timeout=SETUP_TIMEOUT_S)
+            ray.get([a.setup.remote(actor_config, threads) for a in new], timeout=SETUP_TIMEOUT_S)
         except RayTaskError as err:
             _kill(ray, new)
             raise _task_error(err) from None
@@ -175,7 +187,7 @@ def run_on_ray(
 
         def submit(slot: int) -> None:
             record = pending.popleft()
-            in_flight[pool[slot].run.remote(record, task, filter, options)] = (slot, record)
+            in_flight[pool[slot].run.remote(record, task, filter, actor_config, llm)] = (slot, record)
 
         for slot in range(count):
             if pending:

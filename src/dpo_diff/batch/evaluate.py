@@ -10,6 +10,8 @@ import statistics
 from pathlib import Path
 
 from ..errors import DpoDiffError
+from ..objectives import get_objective
+from ..task import get_task
 from .store import ResultStore
 
 COLUMNS = (
@@ -45,6 +47,12 @@ def load_runs(folders: list[str | Path]) -> list[tuple[str, dict, list[dict]]]:
     return runs
 
 
+def task_sign(config: dict) -> float:
+    """+1 when a lower stored value is progress for the run's task and objective, else -1."""
+    lower = get_objective(config.get("objective", "clip")).lower_is_better
+    return get_task(config.get("task", "enhance")).sign(lower)
+
+
 def summarize(runs) -> list[dict]:
     """One row per run x source x task: mean ± std of initial and best loss, mean change in the
     task's direction, share of prompts improved (enhance) or broken (attack), cost per prompt."""
@@ -55,7 +63,7 @@ def summarize(runs) -> list[dict]:
             part = [r for r in rows if r["source"] == source]
             initial = [r["initial_loss"] for r in part]
             best = [r["best_loss"] for r in part]
-            sign = 1.0 if task == "enhance" else -1.0
+            sign = task_sign(config)
             changes = [sign * (i - b) for i, b in zip(initial, best)]
             (im, isd), (bm, bsd) = _mean_std(initial), _mean_std(best)
             table.append({
@@ -115,7 +123,7 @@ def pairs(runs) -> list[dict]:
             row, held = pair
             return held["best"]["loss"] if use_held else row["best_loss"]
 
-        result = paired(na, [loss(a[p]) for p in shared], nb, [loss(b[p]) for p in shared], maximize=task == "attack")
+        result = paired(na, [loss(a[p]) for p in shared], nb, [loss(b[p]) for p in shared], maximize=task_sign(ca) < 0)
         out.append({"measure": "held_out_best_loss" if use_held else "best_loss", **result.to_dict()})
     return out
 
@@ -169,9 +177,8 @@ def to_markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cost_curve(rows: list[dict], task: str, points: int = 50):
-    """Mean change of the best loss (task direction) against the share of each prompt's budget spent."""
-    sign = 1.0 if task == "enhance" else -1.0
+def _cost_curve(rows: list[dict], sign: float, points: int = 50):
+    """Mean change of the best loss (task direction: ``sign``) against the share of each prompt's budget spent."""
     grid = [i / (points - 1) for i in range(points)]
     curves = []
     for r in rows:
@@ -221,7 +228,7 @@ def plot(runs, folder: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, config, rows in runs:
         if rows:
-            grid, mean = _cost_curve(rows, config.get("task", "enhance"))
+            grid, mean = _cost_curve(rows, task_sign(config))
             ax.plot(grid, mean, label=f"{config.get('solver', name)} ({name})")
     _finish(plt, fig, ax, folder / "loss_vs_cost.png", "share of the budget spent (UNet passes)",
             "mean loss change (task direction)", "loss against cost")

@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from .evaluate import load_runs, plot, summarize, to_markdown
+from .evaluate import load_runs, plot, summarize, task_sign, to_markdown
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -46,7 +46,7 @@ def write_report(folder: str | Path) -> Path:
     task = config.get("task", "enhance")
     table = summarize(runs)
     plots = plot(runs, folder)
-    sign = 1.0 if task == "enhance" else -1.0
+    sign = task_sign(config)
     body = []
     for i, r in enumerate(rows):
         data = json.loads(r["result_json"])

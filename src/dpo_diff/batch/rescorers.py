@@ -1,46 +1,48 @@
-"""Other scorers for re-scoring stored images, behind one interface: ``(images, prompt) -> scores``.
+"""Scoring stored images again with another objective: ``(images, prompt) -> values``.
 
-- ``clip`` / ``clip:ID_OR_PATH``: spherical CLIP distance (lower is better), any CLIPModel.
-- ``pickscore``: PickScore v1 (a CLIP-H fine-tuned on human preferences), as
-  ``100 * cosine`` (higher is better), through transformers.
-- ``imagereward``: ImageReward's reward (higher is better); needs ``pip install 'dpo-diff[scorers]'``.
+- ``clip`` / ``clip:ID_OR_PATH``, ``pickscore`` / ``pickscore:ID_OR_PATH``: any objective of the
+  registry (:mod:`dpo_diff.objectives`), the same code that optimizes, here without gradients.
+- ``imagereward``: ImageReward's reward (higher is better) through its own package, which
+  gives no differentiable path here; needs ``pip install 'dpo-diff[scorers]'``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import DpoDiffError
+from ..objectives import OBJECTIVES, get_objective
 
 Rescorer = Callable[[list, str], list[float]]
+
+
+@dataclass
+class _Standalone:
+    """What an objective's loader reads from an engine, without a generator."""
+
+    device: torch.device
+    name: str | None = None
+    scorer: object | None = None
+    scorer_name: str | None = None
 
 
 def _to_tensor(images) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1) for im in images])
 
 
-def _clip_family(model_id: str, processor_id: str | None, as_preference: bool) -> Rescorer:
-    from ..models import load_scorer_parts, resolve_device
-    from ..models.loading import load_clip_preprocessing
-    from ..objectives import ClipScorer
+def _objective_rescorer(name: str, model_id: str | None) -> Rescorer:
+    from ..models import resolve_device
 
-    device = resolve_device(None)
-    model, tokenizer, pre = load_scorer_parts(model_id, device)
-    if processor_id is not None:  # PickScore keeps its tokenizer and preprocessing in another repo
-        tokenizer, pre = load_clip_preprocessing(processor_id)
-    scorer = ClipScorer(model, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(device)
+    spec = get_objective(name)
+    model = spec.load(_Standalone(resolve_device(None)), model_id or None)
 
     @torch.no_grad()
     def score(images, prompt: str) -> list[float]:
-        image_emb = scorer.encode_images(_to_tensor(images))
-        text_emb = scorer.encode_text([prompt])
-        if as_preference:
-            cos = torch.nn.functional.cosine_similarity(image_emb, text_emb)
-            return (100 * cos).tolist()
-        return scorer.distance(_to_tensor(images), text_emb).tolist()
+        return spec.bind(model, prompt)(_to_tensor(images)).tolist()
 
     return score
 
@@ -60,17 +62,12 @@ def _imagereward() -> Rescorer:
 
 
 def make_rescorer(spec: str) -> tuple[str, Rescorer]:
-    """(name, scorer) for ``clip``, ``clip:ID_OR_PATH``, ``pickscore`` or ``imagereward``."""
+    """(name, scorer) for an objective (``clip``, ``pickscore``, optionally ``:ID_OR_PATH``) or ``imagereward``."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
-    if kind == "clip":
-        from ..models import DEFAULT_SCORER
-
-        return "clip", _clip_family(arg or DEFAULT_SCORER, None, as_preference=False)
-    if kind == "pickscore":
-        return "pickscore", _clip_family(
-            arg or "yuvalkirstain/PickScore_v1", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", as_preference=True
-        )
+    if kind in OBJECTIVES:
+        return kind, _objective_rescorer(kind, arg.strip())
     if kind == "imagereward":
         return "imagereward", _imagereward()
-    raise DpoDiffError(f"unknown scorer '{spec}': use clip, clip:ID_OR_PATH, pickscore or imagereward")
+    choices = ", ".join(f"{k}, {k}:ID_OR_PATH" for k in OBJECTIVES)
+    raise DpoDiffError(f"unknown scorer '{spec}': use {choices} or imagereward")

@@ -4,7 +4,7 @@ A finished prompt is one row, written in one transaction after its images are on
 run killed at any moment (SIGKILL included) loses at most the prompt in flight and never
 leaves a half-written row; the prompt is the primary key, so nothing is stored twice.
 
-A store has one writer: a run holds :class:`StoreLock` (``results.lock``, ``flock`` on an
+A store has one writer: a run holds :class:`~dpo_diff.batch.lock.StoreLock` (``results.lock``, ``flock`` on an
 open descriptor) for its lifetime, so a second run on the same folder is refused in one line
 naming the first; the kernel drops the lock when its process dies, however it dies, so a
 killed run never leaves a lock behind. A new store is built in a temporary file with its
@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
-import socket
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import DpoDiffError
 
 DB_NAME = "results.sqlite"
-LOCK_NAME = "results.lock"
 # The columns every version of the store has had; a database without them is not ours.
 REQUIRED_COLUMNS = {"prompt", "source", "row_id", "status", "result_json"}
 
@@ -109,68 +105,6 @@ def disk_error(err: OSError, path: Path | str) -> DpoDiffError:
     return DpoDiffError(
         f"cannot write '{path}' ({reason}): {hint}, then run the same command to resume (finished prompts are kept)"
     )
-
-
-class StoreLock:
-    """The one-writer lock of a results folder, held until :meth:`release` or the process ends.
-
-    The lock file holds the holder's pid, host name and start time, so a refused run can say
-    who holds the folder. ``flock`` is released by the kernel when the holder's descriptor
-    closes, which happens however the process ends (SIGKILL included): a lock file left by a
-    dead run is stale by construction and is simply taken over.
-    """
-
-    def __init__(self, folder: str | Path):
-        self.path = Path(folder) / LOCK_NAME
-        try:
-            self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise DpoDiffError(
-                f"cannot create the lock file '{self.path}' ({err.strerror or err}): make the folder writable "
-                "or use another --out"
-            ) from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._holder()
-            os.close(self.fd)
-            self.fd = None
-            raise DpoDiffError(
-                f"'{Path(folder)}' is in use by another dpo-diff run ({holder}); wait for it to finish or stop it, "
-                "or use another --out"
-            ) from None
-        except OSError as err:  # a file system without flock
-            os.close(self.fd)
-            self.fd = None
-            raise DpoDiffError(f"cannot lock '{self.path}' ({err.strerror or err}): use a folder on a local disk") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        try:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, (json.dumps(info) + "\n").encode(), 0)
-        except OSError:
-            pass  # the lock holds without its note; a refused run then names no pid
-
-    def _holder(self) -> str:
-        """Who holds the lock, as the lock file says."""
-        try:
-            info = json.loads(os.pread(self.fd, 4096, 0).decode() or "{}")
-            return f"pid {int(info['pid'])} on {info.get('host', '?')}, started {info.get('started', '?')}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "a process that is still starting"
-
-    def release(self) -> None:
-        """Drop the lock (the file stays: removing it would race with a process opening it)."""
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> StoreLock:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 class ResultStore:

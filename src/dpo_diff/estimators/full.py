@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from ..cost import CostMeter
-from ..pipelines import Conditioning, StableDiffusionModel
+from ..pipelines.stable_diffusion import Conditioning, StableDiffusionModel
 from ..sampling import SamplingConfig
 from .shortcut import Encoder, scored_mean, start_chain
 

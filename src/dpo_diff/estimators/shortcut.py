@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import Tensor
 
 from ..cost import CostMeter
-from ..pipelines import Conditioning, StableDiffusionModel
+from ..pipelines.stable_diffusion import Conditioning, StableDiffusionModel
 from ..sampling import SamplingConfig
 from .schedules import to_run_steps
 

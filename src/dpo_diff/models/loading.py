@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DpoDiffError, ModelNotFoundError
+from ..logs import progress_bars
 from .presets import PRESETS, build_preset_pipeline, build_preset_scorer
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 def _quiet_progress_bars() -> None:
     """The CLI shows its own progress; library loading bars would break its one-line messages."""
-    if os.environ.get("DPO_DIFF_QUIET") == "1":
+    if not progress_bars():
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 

@@ -1,9 +1,9 @@
-"""Built-in model presets: complete SD-architecture pipelines built from configs.
+"""Built-in model presets: complete pipelines built from the configs in ``architectures.py``.
 
-Architectures are data (a dict of configs per preset, in the spirit of open_clip's model
-configs); :func:`build_preset` is the one factory. Weights are random but seeded, so a
-preset is the same on every machine, and nothing is read from disk or network except the
-CLIP BPE vocabulary that ships with dpo-diff.
+:func:`build_preset_pipeline` is the one factory: it reads a preset's family and hands the
+configs to that family's builder (:mod:`dpo_diff.pipelines`). Weights are random but seeded, so
+a preset is the same on every machine, and nothing is read from disk or network except the CLIP
+BPE vocabulary that ships with dpo-diff.
 """
 
 from __future__ import annotations
@@ -11,303 +11,63 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+import diffusers
+from transformers import CLIPConfig, CLIPModel
 
-from .clip_bpe import VOCAB_SIZE, clip_tokenizer
+from ..pipelines import get_family
+from .architectures import ARCHITECTURES
 
-_CLIP_TOKENS = {"vocab_size": VOCAB_SIZE, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
+PRESETS: dict[str, dict[str, Any]] = ARCHITECTURES  # every architecture is a preset of the same name
 
-# diffusers' get_dummy_components() sizes: 32x32 images, 16x16x4 latents
-_TINY_VAE = {
-    "block_out_channels": (16, 32),
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "sample_size": 32,
-}
-_TINY_UNET = {
-    "block_out_channels": (32, 64),
-    "layers_per_block": 1,
-    "sample_size": 16,
-    "in_channels": 4,
-    "out_channels": 4,
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
-}
-_TINY_TEXT = {
-    **_CLIP_TOKENS,
-    "hidden_size": 32,
-    "intermediate_size": 37,
-    "num_attention_heads": 4,
-    "num_hidden_layers": 4,
-    "max_position_embeddings": 77,
-    "layer_norm_eps": 1e-5,
+# Run settings a preset asks for instead of the usual ones: a few-step model in the manner of
+# SDXL-Turbo runs 1 step without guidance.
+RUN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tiny-sdxl-turbo": {"steps": 1, "guidance": 0.0},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Mirrors diffusers' own get_dummy_components() for StableDiffusionPipeline, with the real
-    # tokenizer's vocabulary. 32x32 images, 16x16x4 latents.
-    "tiny": {
-        "seed": 0,
-        "unet": {
-            **_TINY_UNET,
-            "cross_attention_dim": 32,
-            "attention_head_dim": 8,
-            "norm_num_groups": 8,
-        },
-        "vae": _TINY_VAE,
-        "text_encoder": _TINY_TEXT,
-        "scheduler": {
-            "beta_start": 0.00085,
-            "beta_end": 0.012,
-            "beta_schedule": "scaled_linear",
-            "clip_sample": False,
-            "set_alpha_to_one": False,
-            "steps_offset": 1,
-            "prediction_type": "epsilon",
-        },
-        "scorer": {
-            "seed": 1,
-            "projection_dim": 32,
-            "text_config": {
-                **_CLIP_TOKENS,
-                "hidden_size": 32,
-                "intermediate_size": 37,
-                "num_attention_heads": 4,
-                "num_hidden_layers": 2,
-                "max_position_embeddings": 77,
-            },
-            "vision_config": {
-                "image_size": 32,
-                "patch_size": 8,
-                "hidden_size": 32,
-                "intermediate_size": 37,
-                "num_attention_heads": 4,
-                "num_hidden_layers": 2,
-            },
-        },
-    },
-    # Mirrors diffusers' own get_dummy_components() for StableDiffusionXLPipeline: two text
-    # encoders (32 + 32 = 64 cross-attention features), a 32-dim pooled embedding, the
-    # "text_time" added conditioning (6 time ids x 8 + 32 = 80), Euler "leading" as in SDXL base.
-    "tiny-sdxl": {
-        "pipeline": "sdxl",
-        "seed": 10,
-        "unet": {
-            **_TINY_UNET,
-            "attention_head_dim": (2, 4),
-            "use_linear_projection": True,
-            "addition_embed_type": "text_time",
-            "addition_time_embed_dim": 8,
-            "transformer_layers_per_block": (1, 2),
-            "projection_class_embeddings_input_dim": 80,
-            "cross_attention_dim": 64,
-            "norm_num_groups": 1,
-        },
-        "vae": {**_TINY_VAE, "scaling_factor": 0.13025},
-        "text_encoder": {**_TINY_TEXT, "num_hidden_layers": 5, "hidden_act": "gelu", "projection_dim": 32},
-        "scheduler": {
-            "class": "EulerDiscreteScheduler",
-            "beta_start": 0.00085,
-            "beta_end": 0.012,
-            "beta_schedule": "scaled_linear",
-            "steps_offset": 1,
-            "timestep_spacing": "leading",
-            "prediction_type": "epsilon",
-        },
-        "scorer": "tiny",  # the tiny preset's CLIP scorer
-    },
-}
-
-# A few-step model in the manner of SDXL-Turbo: the tiny SDXL architecture, Euler ancestral
-# with "trailing" spacing, and the defaults such models are run with (1 step, no guidance).
-PRESETS["tiny-sdxl-turbo"] = {
-    **PRESETS["tiny-sdxl"],
-    "scheduler": {
-        "class": "EulerAncestralDiscreteScheduler",
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "steps_offset": 1,
-        "timestep_spacing": "trailing",
-        "prediction_type": "epsilon",
-    },
-    "defaults": {"steps": 1, "guidance": 0.0},
-}
-
-
-# Published architectures with seeded random weights, for cost benchmarks: memory and time do
-# not depend on the weights, so no download is needed. Configs as in the released
-# model_index / config.json files of SD 1.5 and SDXL base 1.0 (text encoders: CLIP ViT-L/14;
-# SDXL's second: OpenCLIP ViT-bigG/14); scorer: CLIP ViT-B/32, dpo-diff's default scorer.
-_SD_SCHEDULER = {
-    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
-    "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon",
-}
-_SD_VAE = {
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "layers_per_block": 2,
-    "latent_channels": 4,
-    "in_channels": 3,
-    "out_channels": 3,
-    "norm_num_groups": 32,
-    "sample_size": 512,
-}
-_CLIP_L = {
-    **_CLIP_TOKENS, "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "projection_dim": 768,
-}
-_CLIP_B32_SCORER = {
-    "seed": 7,
-    "projection_dim": 512,
-    "text_config": {**_CLIP_TOKENS, "hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
-                    "num_hidden_layers": 12, "max_position_embeddings": 77},
-    "vision_config": {"image_size": 224, "patch_size": 32, "hidden_size": 768, "intermediate_size": 3072,
-                      "num_attention_heads": 12, "num_hidden_layers": 12},
-}
-PRESETS["sd15-random"] = {
-    "seed": 100,
-    "build_on_device": True,
-    "unet": {
-        "block_out_channels": (320, 640, 1280, 1280),
-        "layers_per_block": 2,
-        "sample_size": 64,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        "cross_attention_dim": 768,
-        "attention_head_dim": 8,
-    },
-    "vae": _SD_VAE,
-    "text_encoder": _CLIP_L,
-    "scheduler": _SD_SCHEDULER,
-    "scorer": _CLIP_B32_SCORER,
-}
-PRESETS["sdxl-random"] = {
-    "pipeline": "sdxl",
-    "seed": 200,
-    "build_on_device": True,
-    "unet": {
-        "block_out_channels": (320, 640, 1280),
-        "layers_per_block": 2,
-        "sample_size": 128,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        "transformer_layers_per_block": (1, 2, 10),
-        "attention_head_dim": (5, 10, 20),
-        "use_linear_projection": True,
-        "cross_attention_dim": 2048,
-        "addition_embed_type": "text_time",
-        "addition_time_embed_dim": 256,
-        "projection_class_embeddings_input_dim": 2816,
-    },
-    "vae": {**_SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
-    "text_encoder": {**_CLIP_L, "hidden_act": "quick_gelu"},
-    "text_encoder_2": {
-        **_CLIP_TOKENS, "hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 20,
-        "num_hidden_layers": 32, "max_position_embeddings": 77, "hidden_act": "gelu", "projection_dim": 1280,
-    },
-    "scheduler": {**{k: v for k, v in _SD_SCHEDULER.items() if k not in ("clip_sample", "set_alpha_to_one")},
-                  "class": "EulerDiscreteScheduler", "timestep_spacing": "leading"},
-    "scorer": _CLIP_B32_SCORER,
-}
 
 def preset_defaults(name: str) -> dict[str, Any]:
     """Run settings a preset asks for instead of the usual ones (few-step: steps, guidance); {} otherwise."""
-    return dict(PRESETS.get(name, {}).get("defaults", {}))
+    return dict(RUN_DEFAULTS.get(name, {}))
 
 
-def _seeded(seed: int, build):
+def seeded(seed: int, build):
+    """``build()`` with torch's global generator seeded, leaving the caller's random state as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
 
 
-SCHEDULERS = {
-    "DDIMScheduler": DDIMScheduler,
-    "EulerDiscreteScheduler": EulerDiscreteScheduler,
-    "EulerAncestralDiscreteScheduler": EulerAncestralDiscreteScheduler,
-}
-
-
 def build_preset_pipeline(name: str, prediction_type: str | None = None, device: torch.device | str = "cpu"):
-    """The preset's pipeline (StableDiffusionPipeline or StableDiffusionXLPipeline), seeded random weights.
+    """The preset's pipeline (its family's diffusers pipeline), seeded random weights.
 
     Small presets are drawn on the CPU, so they are the same on every machine; the
     published-size ones (``build_on_device``) are drawn on ``device``, where it is fast.
     """
     cfg = PRESETS[name]
     sched_cfg = dict(cfg["scheduler"])
-    scheduler_class = SCHEDULERS[sched_cfg.pop("class", "DDIMScheduler")]
+    scheduler_class = getattr(diffusers, sched_cfg.pop("class", "DDIMScheduler"))
     if prediction_type is not None:
         sched_cfg["prediction_type"] = prediction_type
     scheduler = scheduler_class(**sched_cfg)  # on the CPU, as a loaded pipeline's
     with torch.device(device if cfg.get("build_on_device") else "cpu"):
-        return _build_pipeline(cfg, scheduler)
-
-
-def _build_pipeline(cfg: dict, scheduler):
-    seed = cfg["seed"]
-    unet = _seeded(seed, lambda: UNet2DConditionModel(**cfg["unet"]))
-    vae = _seeded(seed + 1, lambda: AutoencoderKL(**cfg["vae"]))
-    text_config = CLIPTextConfig(**cfg["text_encoder"])
-    text_encoder = _seeded(seed + 2, lambda: CLIPTextModel(text_config))
-    if cfg.get("pipeline") == "sdxl":
-        config_2 = CLIPTextConfig(**cfg.get("text_encoder_2", cfg["text_encoder"]))
-        text_encoder_2 = _seeded(seed + 3, lambda: CLIPTextModelWithProjection(config_2))
-        pipe = StableDiffusionXLPipeline(
-            vae=vae.eval(),
-            text_encoder=text_encoder.eval(),
-            text_encoder_2=text_encoder_2.eval(),
-            tokenizer=clip_tokenizer(),
-            tokenizer_2=clip_tokenizer(pad_token="!"),  # SDXL's second tokenizer pads with "!"
-            unet=unet.eval(),
-            scheduler=scheduler,
-            add_watermarker=False,
-        )
-    else:
-        pipe = StableDiffusionPipeline(
-            vae=vae.eval(),
-            text_encoder=text_encoder.eval(),
-            tokenizer=clip_tokenizer(),
-            unet=unet.eval(),
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        pipe = get_family(cfg.get("family", "sd")).build(cfg, scheduler, seeded)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def build_preset_scorer(name: str) -> tuple[CLIPModel, dict[str, Any]]:
-    """The preset's CLIP scorer (its own seed) and its image preprocessing settings."""
+def build_preset_scorer(name: str, seed_offset: int = 0) -> tuple[CLIPModel, dict[str, Any]]:
+    """The preset's CLIP scorer (its own seed, moved by ``seed_offset`` for a stand-in of
+    another CLIP-architecture scorer) and its image preprocessing settings."""
     cfg = PRESETS[name]["scorer"]
     if isinstance(cfg, str):  # another preset's scorer
-        return build_preset_scorer(cfg)
+        return build_preset_scorer(cfg, seed_offset)
     config = CLIPConfig(
         text_config=cfg["text_config"],
         vision_config=cfg["vision_config"],
         projection_dim=cfg["projection_dim"],
     )
-    model = _seeded(cfg["seed"], lambda: CLIPModel(config)).eval()
+    model = seeded(cfg["seed"] + seed_offset, lambda: CLIPModel(config)).eval()
     preprocess = {
         "image_size": cfg["vision_config"]["image_size"],
         "mean": (0.48145466, 0.4578275, 0.40821073),

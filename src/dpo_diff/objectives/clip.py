@@ -1,4 +1,4 @@
-"""The spherical CLIP loss between generated images and the user's prompt.
+"""The spherical CLIP loss between generated images and the user's prompt (the paper's objective).
 
 ``spherical_distance`` is the functional form; :class:`ClipScorer` wraps a transformers
 ``CLIPModel`` with differentiable image preprocessing; :class:`ClipLoss` binds a scorer to
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 
 
 def spherical_distance(x: Tensor, y: Tensor) -> Tensor:
@@ -39,6 +41,14 @@ class ClipScorer(torch.nn.Module):
         self.image_size = int(image_size)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    @classmethod
+    def load(cls, name: str, device) -> ClipScorer:
+        """A scorer from a preset name, a bundled model, a Hub id or a folder."""
+        from ..models import load_scorer_parts
+
+        model, tokenizer, pre = load_scorer_parts(name, device)
+        return cls(model, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(device)
 
     @property
     def device(self) -> torch.device:
@@ -75,6 +85,10 @@ class ClipScorer(torch.nn.Module):
 class ClipLoss:
     """The objective: spherical CLIP distance of images to the user's original prompt."""
 
+    name = "clip"
+    lower_is_better = True
+    description = "CLIP distance to the prompt"
+
     def __init__(self, scorer: ClipScorer, prompt: str):
         self.scorer = scorer
         self.prompt = prompt
@@ -82,3 +96,13 @@ class ClipLoss:
 
     def __call__(self, images: Tensor) -> Tensor:
         return self.scorer.distance(images, self.target)
+
+
+def load(engine, name: str | None) -> ClipScorer:
+    """The engine's own CLIP scorer (already loaded), or another one by name (default: CLIP ViT-B/32)."""
+    if engine.scorer is not None and (name is None or name == engine.scorer_name):
+        return engine.scorer
+    return ClipScorer.load(name or DEFAULT_CLIP, engine.device)
+
+
+bind = ClipLoss

@@ -14,66 +14,15 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..cost import CostMeter
-
-
-@dataclass
-class Conditioning:
-    """UNet text conditioning for a batch: token-wise embeddings (B, L, D), and for SDXL the
-    second text encoder's pooled, projected embedding (B, P)."""
-
-    embeds: Tensor
-    pooled: Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.embeds.shape[0]
-
-    def _map(self, fn) -> Conditioning:
-        return Conditioning(fn(self.embeds), None if self.pooled is None else fn(self.pooled))
-
-    def detach(self) -> Conditioning:
-        return self._map(Tensor.detach)
-
-    def scale(self, factor: Tensor | float) -> Conditioning:
-        return self._map(lambda x: x * factor)
-
-    def repeat(self, n: int) -> Conditioning:
-        """Each row ``n`` times in a row (candidate-major, seed-minor)."""
-        return self._map(lambda x: x.repeat_interleave(n, dim=0))
-
-    @staticmethod
-    def cat(items: Sequence[Conditioning]) -> Conditioning:
-        pooled = [c.pooled for c in items]
-        if all(p is None for p in pooled):
-            return Conditioning(torch.cat([c.embeds for c in items]))
-        if any(p is None for p in pooled):
-            raise ValueError("cannot join conditionings with and without a pooled embedding")
-        return Conditioning(torch.cat([c.embeds for c in items]), torch.cat(pooled))
-
-
-@dataclass
-class TokenMixture:
-    """At each of ``positions`` of a prompt, a weighted mix of candidate tokens' input embeddings.
-
-    ``candidate_ids`` and ``weights`` are (P, K). Each text encoder mixes its *own* embedding
-    table, so one mixture serves every encoder of a pipeline (SDXL has two).
-    """
-
-    positions: Tensor
-    candidate_ids: Tensor
-    weights: Tensor
-
-    def embeddings(self, table: Tensor) -> Tensor:
-        """The mixed embeddings (1, P, D) from an embedding table (V, D); differentiable in the weights."""
-        table = table.detach()
-        return torch.einsum("pk,pkd->pd", self.weights.to(table.dtype), table[self.candidate_ids])[None]
+from .conditioning import Conditioning, TokenMixture
 
 
 class StableDiffusionModel:
@@ -98,6 +47,12 @@ class StableDiffusionModel:
         self.max_length = int(getattr(self.tokenizer, "model_max_length", 77))
         if self.max_length > 1000:  # tokenizers saved without a limit
             self.max_length = 77
+
+    def with_meter(self, meter: CostMeter) -> StableDiffusionModel:
+        """This adapter counting into ``meter``: a shallow copy sharing every module, for one run."""
+        view = copy.copy(self)
+        view.meter = meter
+        return view
 
     def set_resolution(self, height: int, width: int | None = None) -> None:
         """Generate at ``height`` x ``width`` pixels instead of the model's default size."""
@@ -146,7 +101,11 @@ class StableDiffusionModel:
         mixed = mixture.embeddings(embedding.weight)
         positions = mixture.positions
 
+        owner = threading.get_ident()  # an engine may serve several runs at once: only this thread's call mixes
+
         def hook(module, inputs, output):
+            if threading.get_ident() != owner:
+                return output
             out = output.clone()
             out[:, positions, :] = mixed.to(out.dtype).expand(out.shape[0], -1, -1)
             return out
@@ -303,3 +262,25 @@ class StableDiffusionModel:
             latents, scheduler, cond, uncond, guidance, generators=self.step_generators(list(seeds) * n)
         )
         return torch.cat([self.decode(chunk) for chunk in latents.split(8)])
+
+
+Adapter = StableDiffusionModel
+
+
+def build(cfg: dict, scheduler, seeded) -> object:
+    """A ``StableDiffusionPipeline`` from a preset's component configs (``models/architectures.py``),
+    each component drawn with its own seed (``seeded(seed, build)``)."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from ..models.clip_bpe import clip_tokenizer
+
+    seed = cfg["seed"]
+    unet = seeded(seed, lambda: UNet2DConditionModel(**cfg["unet"]))
+    vae = seeded(seed + 1, lambda: AutoencoderKL(**cfg["vae"]))
+    text_config = CLIPTextConfig(**cfg["text_encoder"])
+    text_encoder = seeded(seed + 2, lambda: CLIPTextModel(text_config))
+    return StableDiffusionPipeline(
+        vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=clip_tokenizer(), unet=unet.eval(),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )

@@ -15,7 +15,7 @@ What differs from SD 1.x / 2.x, and what we do about it:
   pipeline uses by default.
 - **Empty negative prompt.** With ``force_zeros_for_empty_prompt`` (SDXL base) the pipeline
   uses zeros when no negative prompt is given; an empty negative prompt here means the same,
-  and the relaxed negative prompt is scaled by the probability that it is not empty (see
+  and so does a relaxed negative prompt whose sampled choice is empty (see
   :func:`dpo_diff.relaxation.encode_relaxed`), so a one-hot choice is exact here too.
 - **VAE.** SDXL's VAE overflows in fp16 (``force_upcast``); it runs in fp32 then.
 """
@@ -122,3 +122,27 @@ class StableDiffusionXLModel(StableDiffusionModel):
         batch = cond.embeds.shape[0]
         added = {"text_embeds": cond.pooled, "time_ids": self.time_ids.expand(batch, -1)}
         return {"encoder_hidden_states": cond.embeds, "added_cond_kwargs": added}
+
+
+Adapter = StableDiffusionXLModel
+
+
+def build(cfg: dict, scheduler, seeded) -> object:
+    """A ``StableDiffusionXLPipeline`` from a preset's component configs, each drawn with its own seed."""
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from ..models.clip_bpe import clip_tokenizer
+
+    seed = cfg["seed"]
+    unet = seeded(seed, lambda: UNet2DConditionModel(**cfg["unet"]))
+    vae = seeded(seed + 1, lambda: AutoencoderKL(**cfg["vae"]))
+    text_config = CLIPTextConfig(**cfg["text_encoder"])
+    text_encoder = seeded(seed + 2, lambda: CLIPTextModel(text_config))
+    config_2 = CLIPTextConfig(**cfg.get("text_encoder_2", cfg["text_encoder"]))
+    text_encoder_2 = seeded(seed + 3, lambda: CLIPTextModelWithProjection(config_2))
+    return StableDiffusionXLPipeline(
+        vae=vae.eval(), text_encoder=text_encoder.eval(), text_encoder_2=text_encoder_2.eval(),
+        tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(pad_token="!"),  # SDXL's second pads with "!"
+        unet=unet.eval(), scheduler=scheduler, add_watermarker=False,
+    )

@@ -1,13 +1,18 @@
 """Solvers, all spending the same budget of UNet passes: random, epo, gpo, hybrid."""
 
 from ..errors import DpoDiffError
-from .base import Solver
+from .base import Solver, SolverOptions
 from .evolution import EvolutionSolver
 from .gradient import GradientSolver
 from .hybrid import HybridSolver
 from .random_search import RandomSearch
 
-SOLVERS = {"random": RandomSearch, "epo": EvolutionSolver, "gpo": GradientSolver, "hybrid": HybridSolver}
+SOLVERS: dict[str, type[Solver]] = {
+    "random": RandomSearch,
+    "epo": EvolutionSolver,
+    "gpo": GradientSolver,
+    "hybrid": HybridSolver,
+}
 
 
 def make_solver(
@@ -17,12 +22,8 @@ def make_solver(
     key = name.strip().lower()
     if key not in SOLVERS:
         raise DpoDiffError(f"unknown solver '{name}': use {', '.join(SOLVERS)}")
-    gradient = GradientSolver(iterations=iterations, schedule=schedule, estimator=estimator, style=gpo_style)
-    if key == "gpo":
-        return gradient
-    if key == "hybrid":
-        return HybridSolver(gradient)
-    return SOLVERS[key]()
+    return SOLVERS[key].create(SolverOptions(estimator, schedule, iterations, gpo_style))
 
 
-__all__ = ["SOLVERS", "EvolutionSolver", "GradientSolver", "HybridSolver", "RandomSearch", "Solver", "make_solver"]
+__all__ = ["SOLVERS", "EvolutionSolver", "GradientSolver", "HybridSolver", "RandomSearch", "Solver", "SolverOptions",
+           "make_solver"]

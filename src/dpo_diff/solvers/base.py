@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..problem import Problem
@@ -11,8 +12,22 @@ from ..spaces import Choice
 class Solver(Protocol):
     name: str
 
+    @classmethod
+    def create(cls, options: SolverOptions) -> Solver:
+        """The solver a run asks for (gradient solvers read the gradient options; others ignore them)."""
+
     def run(self, problem: Problem) -> None:
         """Evaluate candidates through ``problem`` until its budget or space is spent."""
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """The run options a solver may read (``--estimator``/``--k`` built into ``estimator``)."""
+
+    estimator: object = None
+    schedule: str = "step-15-2"
+    iterations: int = 20
+    gpo_style: str = "authors"
 
 
 def fresh_random(problem: Problem, n: int, tries_per_item: int = 20) -> list[Choice]:

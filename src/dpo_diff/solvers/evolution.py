@@ -18,6 +18,10 @@ from .base import fresh_random
 class EvolutionSolver:
     name = "epo"
 
+    @classmethod
+    def create(cls, options) -> EvolutionSolver:
+        return cls()
+
     def __init__(
         self,
         population: int = 20,

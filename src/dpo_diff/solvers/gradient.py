@@ -27,6 +27,11 @@ GPO_STYLES = ("authors", "previous")
 class GradientSolver:
     name = "gpo"
 
+    @classmethod
+    def create(cls, options) -> GradientSolver:
+        return cls(iterations=options.iterations, schedule=options.schedule, estimator=options.estimator,
+                   style=options.gpo_style)
+
     def __init__(
         self,
         iterations: int = 20,

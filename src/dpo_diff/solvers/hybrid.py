@@ -14,6 +14,10 @@ from .gradient import GradientSolver
 class HybridSolver:
     name = "hybrid"
 
+    @classmethod
+    def create(cls, options) -> HybridSolver:
+        return cls(GradientSolver.create(options))
+
     def __init__(self, gradient: GradientSolver | None = None, evolution: EvolutionSolver | None = None):
         self.gradient = gradient or GradientSolver()
         self.evolution = evolution or EvolutionSolver()

@@ -9,6 +9,10 @@ from .base import fresh_random
 class RandomSearch:
     name = "random"
 
+    @classmethod
+    def create(cls, options) -> RandomSearch:
+        return cls()
+
     def __init__(self, batch: int = 20):
         self.batch = batch
 

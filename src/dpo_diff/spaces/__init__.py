@@ -1,7 +1,8 @@
 """Search spaces: which words can change, and into what."""
 
 from .base import Choice, SearchSpace, Slot
-from .builder import SPACE_PARTS, build_space, parse_kind, restrict_to_single_tokens
+from ..checks import SPACE_PARTS, parse_kind
+from .builder import build_space, restrict_to_single_tokens
 from .llm import LLMConfig
 from .nplib import NEGATIVE_PROMPT_LIBRARY
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..checks import parse_kind
 from ..errors import SpaceError
 from .base import SearchSpace, Slot
 from .llm import LLMConfig, llm_substitutes_and_cuts
@@ -12,19 +13,7 @@ from .nplib import nplib_slots
 from .userfile import load_user_substitutes
 from .words import Word, is_content_word, match_case, split_words
 
-SPACE_PARTS = ("synonym", "antonym", "nplib")
 ANTONYM_CAP = 4  # the best-scored antonyms of the senses in use; further ones drift (tiny -> colossal)
-
-
-def parse_kind(kind: str) -> tuple[str, ...]:
-    """``"antonym+nplib"`` -> ("antonym", "nplib"), refusing unknown parts in one line."""
-    parts = tuple(p.strip().lower() for p in kind.split("+") if p.strip())
-    bad = [p for p in parts if p not in SPACE_PARTS]
-    if not parts or bad:
-        raise SpaceError(
-            f"unknown space '{kind}': use synonym, antonym, nplib or a combination such as antonym+nplib"
-        )
-    return tuple(dict.fromkeys(parts))
 
 
 def _substitutes(

@@ -19,6 +19,9 @@ Steps, all offline:
 4. **Antonyms of the sense in use**: the antonyms of the senses that fit the sentence best
    ("on the left" -> right, not the verb "leave" -> arrive), and of their similar-to heads for
    adjective satellites ("tiny" -> small's antonyms: large, big).
+
+Longer than 300 lines because the four steps share one set of cached WordNet lookups and
+sentence encodings, and the measured weights sit beside the features they weigh.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .wordnet import similar_tos
 from .words import is_content_word, match_case
 
 # A candidate's score is WEIGHTS . features, the features being (1, fit: cosine of the +-WINDOW
@@ -196,7 +200,7 @@ class _Embeddings:
     def __call__(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
         if missing:
-            from ..constraints import _encoder
+            from ..sentence import sentence_encoder as _encoder
 
             vecs = _encoder(None).encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
             for t, v in zip(missing, vecs):
@@ -255,7 +259,7 @@ def _category(head) -> bool:
     """An adjective head with very many satellites names a category, not a scale: "chromatic"
     (146, every colour) gives red neither a synonym nor the antonym "achromatic"/"grey"; "large"
     (48) still gives "tiny" its antonyms through "small"."""
-    return len(head.similar_tos()) > CATEGORY_SATELLITES
+    return len(similar_tos(head)) > CATEGORY_SATELLITES
 
 
 @lru_cache(maxsize=20_000)
@@ -273,21 +277,21 @@ def _sense_inventory(lemma: str, pos: str, relation: str, wide: bool = False):
             for l in synset.lemmas():
                 cands.append((l.name(), 1.0, l.count()))
             if synset.pos() == "s":
-                for head in synset.similar_tos():
+                for head in similar_tos(synset):
                     if not _category(head):
                         cands.extend((l.name(), 0.0, l.count()) for l in head.lemmas())
             elif synset.pos() == "a":
-                for sat in synset.similar_tos() if wide else synset.similar_tos()[:8]:
+                for sat in similar_tos(synset) if wide else similar_tos(synset)[:8]:
                     cands.extend((l.name(), 0.0, l.count()) for l in (sat.lemmas() if wide else sat.lemmas()[:2]))
         else:
-            heads = [synset] + ([h for h in synset.similar_tos() if not _category(h)] if synset.pos() == "s" else [])
+            heads = [synset] + ([h for h in similar_tos(synset) if not _category(h)] if synset.pos() == "s" else [])
             for s in heads:
                 for l in s.lemmas():
                     for a in l.antonyms():
                         cands.append((a.name(), 1.0, a.count() + 1))
                         cands.extend((x.name(), 0.0, x.count()) for x in a.synset().lemmas() if x != a)
                         if a.synset().pos() == "a":
-                            for sat in a.synset().similar_tos():
+                            for sat in similar_tos(a.synset()):
                                 cands.extend((x.name(), -1.0, x.count()) for x in sat.lemmas()[:1] if x.count() > 0)
         senses.append((synset, rank, cands))
     return senses

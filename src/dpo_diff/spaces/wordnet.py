@@ -49,6 +49,15 @@ INSTALL_HINT = (
 )
 
 
+
+def similar_tos(synset) -> list:
+    """An adjective synset's similar-to synsets in a fixed order (by name).
+
+    NLTK builds this list from a set, so its order changes with the process's hash seed; the
+    first few are used, so an unsorted list made a prompt's search space differ from run to run.
+    """
+    return sorted(synset.similar_tos(), key=lambda s: s.name())
+
 def _database_dirs() -> list[Path]:
     dirs = [os.environ.get("DPO_DIFF_WORDNET_DIR"), os.environ.get("WNSEARCHDIR"), "/usr/share/wordnet"]
     return [Path(d) for d in dirs if d]
@@ -139,7 +148,7 @@ def _senses(wn, word: str, max_senses: int):
 def _synonym_lemmas(synsets, lemma: str) -> list[str]:
     out: list[str] = []
     for synset in synsets:
-        related = [synset] + (synset.similar_tos() if synset.pos() in ("a", "s") else [])
+        related = [synset] + (similar_tos(synset) if synset.pos() in ("a", "s") else [])
         for s in related:
             for l in s.lemmas():
                 name = _lemma_name(l)
@@ -151,7 +160,7 @@ def _synonym_lemmas(synsets, lemma: str) -> list[str]:
 def _antonym_lemmas(synsets, lemma: str) -> list[str]:
     out: list[str] = []
     for synset in synsets:
-        heads = [synset] + (synset.similar_tos() if synset.pos() == "s" else [])
+        heads = [synset] + (similar_tos(synset) if synset.pos() == "s" else [])
         for s in heads:
             for l in s.lemmas():
                 for a in l.antonyms():

@@ -1,0 +1,149 @@
+"""``dpo-diff enhance``, ``attack`` and ``space``: one prompt at a time."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..checks import check_prompt
+from ..config import RunConfig
+from ..task import get_task
+from .common import err, fail, handled, interrupt_code, out, progress_display
+from .options import run_options
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(enhance)
+    app.command()(attack)
+    app.command("space")(space_command)
+
+
+Out = Annotated[str | None, typer.Option(help="Folder for result.json and the images.")]
+
+
+@run_options("enhance")
+def enhance(
+    prompt: Annotated[str, typer.Argument(help="What you want an image of.")],
+    out: Out = None,
+    config: RunConfig = RunConfig(),
+) -> None:
+    """Find a negative prompt (or rewrite) that makes the model draw PROMPT better."""
+    _run("enhance", prompt, out, config)
+
+
+@run_options("attack")
+def attack(
+    prompt: Annotated[str, typer.Argument(help="The prompt to red-team.")],
+    out: Out = None,
+    config: RunConfig = RunConfig(),
+) -> None:
+    """Find a meaning-preserving rewrite of PROMPT (synonyms) that makes the model fail."""
+    _run("attack", prompt, out, config)
+
+
+def _run(task: str, prompt: str, out_dir: str | None, config: RunConfig) -> None:
+    with handled():  # before torch is imported: a bad option or prompt costs well under a second
+        config.check(task)
+        check_prompt(prompt, config.allow_non_ascii)
+    from .. import api
+
+    progress = progress_display(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("UNet passes"),
+        TimeElapsedColumn(),
+    )
+    bar = progress.add_task(f"{task}: loading", total=None)
+
+    def on_progress(problem) -> None:
+        best = f"{problem.best_loss:.4f}" if problem.best_loss is not None else "-"
+        progress.update(
+            bar, completed=problem.meter.used, total=problem.meter.budget, description=f"{task}: best loss {best}"
+        )
+
+    def write_error(error: OSError) -> str:  # result.json or an image could not be written
+        return (f"cannot write '{error.filename or out_dir}' ({error.strerror or error}): "
+                "free space or use another --out")
+
+    with handled("interrupted before the search started; nothing to save", write_error), progress:
+        result = api.optimize(task, prompt, config, out=out_dir, progress=on_progress)
+    show_result(result, out_dir)
+    if result.interrupted:
+        raise typer.Exit(interrupt_code())
+
+
+def show_result(result, out_dir: str | None) -> None:
+    """The initial and best candidate, on the search and the held-out seeds, and what it cost."""
+    held = result.held_out
+    judged = result.initial_faithfulness is not None
+    better = get_task(result.task).goal(result.lower_is_better)
+    what = "CLIP distance to the prompt" if result.objective == "clip" else f"{result.objective} of the images"
+    table = Table(show_header=True, header_style="bold", caption=f"loss: {what}, {better} is the goal")
+    columns = ["", "prompt", "negative prompt", "loss (search seeds)"]
+    if held is not None:
+        columns.append("loss (held-out seeds)")
+    if judged:
+        columns.append("judged faithfulness" + (" (held-out)" if held is not None else ""))
+    for column in columns:
+        table.add_column(column, justify="right" if column.startswith(("loss", "judged")) else "left")
+    for name, cand in (("initial", result.initial), ("best", result.best)):
+        row = [name, escape(cand.prompt), escape(cand.negative_prompt or "-"),
+               f"{cand.loss:.4f}" if cand.loss is not None else "-"]
+        held_cand = getattr(held, name) if held is not None else None
+        if held is not None:
+            row.append(f"{held_cand.loss:.4f}")
+        if judged:
+            faith = held_cand.faithfulness if held_cand is not None else getattr(result, f"{name}_faithfulness")
+            row.append("-" if faith is None else f"{100 * faith:.0f} %")
+        table.add_row(*row)
+    out.print(table)
+    spent = f"cost {result.cost:.0f}/{result.budget:.0f} UNet-pass equivalents"
+    if held is not None:
+        spent += f" (+{held.cost:.0f} for {len(held.seeds)} held-out seed{'s' if len(held.seeds) != 1 else ''})"
+    out.print(
+        escape(f"{result.task} with {result.solver} on {result.model}: {spent}, "
+               f"{result.seconds:.1f} s, search seeds {result.seeds}"
+               + (f", held-out seeds {held.seeds}" if held is not None else ""))
+    )
+    if held is not None:
+        change = result.held_out_improvement
+        verdict = "better than the initial prompt" if change > 0 else "NOT better than the initial prompt"
+        out.print(escape(f"held-out seeds: the best prompt is {verdict} (loss change {change:+.4f} in the task's "
+                         f"direction; on the search seeds {result.improvement:+.4f})"))
+    if result.message:
+        err.print(f"[yellow]{escape(result.message)}[/yellow]")
+    if out_dir is not None and result.initial.loss is not None:
+        out.print(f"wrote {os.path.join(out_dir, 'result.json')}", soft_wrap=True)
+
+
+@run_options(only=("source", "allow_non_ascii", "llm_base_url", "llm_model"))
+def space_command(
+    prompt: Annotated[str, typer.Argument(help="The prompt.")],
+    kind: Annotated[str, typer.Option(help="synonym | antonym | nplib | antonym+nplib")] = "synonym",
+    config: RunConfig = RunConfig(),
+) -> None:
+    """Show the search space of PROMPT: the slots and their candidates (single CLIP tokens)."""
+    from ..api import show_space
+
+    with handled():
+        space = show_space(prompt, kind, source=config.source, llm=config.llm(), allow_non_ascii=config.allow_non_ascii)
+    if space.is_empty:
+        err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
+        return
+    table = Table(title=escape(f"{space.kind} space of {prompt!r}: {space.size} choices"), header_style="bold")
+    for column in ("slot", "target", "candidates (first = default; in-context score)"):
+        table.add_column(column)
+    for slot in space.slots:
+        scores = slot.scores or (None,) * len(slot.candidates)
+        shown = [(c if c else '""') + (f" ({sc:.2f})" if sc is not None else "") for c, sc in zip(slot.candidates, scores)]
+        table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
+    out.print(table)
+    if space.dropped:
+        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "
+                         f"e.g. {space.dropped[0]}"))
+
+
+__all__ = ["attack", "enhance", "fail", "register", "show_result", "space_command"]

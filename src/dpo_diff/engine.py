@@ -1,0 +1,80 @@
+"""``Engine``: a loaded generator and its scorers, and ``load``, the one way to get one.
+
+Load once, optimize many prompts. An engine is shared read-only: each run meters its own
+cost on a view of the adapter (:meth:`Engine.metered`), so two callers can use one engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import DEFAULT_GUIDANCE
+from .cost import CostMeter
+from .models import DEFAULT_SCORER, PRESETS, bundled_models, default_model, load_pipeline, preset_defaults, resolve_device
+from .objectives import ClipScorer, Objective, get_objective
+from .pipelines import make_model
+from .pipelines.stable_diffusion import StableDiffusionModel
+
+
+@dataclass
+class Engine:
+    """A loaded generator and scorer; load once, optimize many prompts."""
+
+    name: str
+    model: StableDiffusionModel
+    scorer: ClipScorer
+    default_steps: int
+    default_guidance: float = DEFAULT_GUIDANCE
+    scorer_name: str | None = None
+    _scorers: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def objective(self, name: str, prompt: str, scorer: str | None = None) -> Objective:
+        """The objective ``name`` bound to ``prompt``; its scoring model is loaded once per engine."""
+        spec = get_objective(name)
+        key = (spec.name, scorer)
+        if key not in self._scorers:
+            self._scorers[key] = spec.load(self, scorer)
+        return spec.bind(self._scorers[key], prompt)
+
+    def metered(self, meter: CostMeter) -> StableDiffusionModel:
+        """The generator, counting into ``meter``: a view sharing every weight, for one run."""
+        return self.model.with_meter(meter)
+
+
+def load(
+    model: str | None = None,
+    scorer: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> Engine:
+    """Load a Stable Diffusion or SDXL pipeline (preset, bundled model, Hub id or folder) and its CLIP scorer.
+
+    ``model`` defaults to the bundled ``world`` when it is installed, else the ``tiny`` preset.
+    The scorer defaults to the preset's own for presets and to ``openai/clip-vit-base-patch32``
+    otherwise.
+    """
+    model = model or default_model()
+    dev = resolve_device(device)
+    if model in bundled_models() and dtype is None and dev.type == "cpu":
+        dtype = torch.float32  # shipped as fp16 safetensors; computed in fp32 on a CPU
+    pipe = load_pipeline(model, dev, dtype)
+    generator = make_model(pipe, model)
+    own_scorer = model in PRESETS or model in bundled_models()
+    scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
+    clip_scorer = ClipScorer.load(scorer_name, dev)
+    defaults = preset_defaults(model)
+    steps = defaults.get("steps", 20 if own_scorer else 50)
+    return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", DEFAULT_GUIDANCE), scorer_name)
+
+
+def load_for(config) -> Engine:
+    """The engine a :class:`~dpo_diff.config.RunConfig` asks for (``--scorer`` names the objective's
+    model; it is the engine's own scorer only for the objective that uses it)."""
+    spec = get_objective(config.objective)
+    return load(config.model, scorer=config.scorer if spec.engine_scorer else None, device=config.device)
