@@ -43,6 +43,7 @@ def optimize(
     *,
     model: str | Engine | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     llm: LLMConfig | None = None,
     progress: ProgressCallback | None = None,
     on_space: Callable[[SearchSpace], None] | None = None,
@@ -53,6 +54,8 @@ def optimize(
 
     ``config`` and ``options`` are the run's options (:class:`RunConfig`); ``model`` is a name
     (an option) or a loaded :class:`Engine`. ``llm`` overrides the LLM endpoint of the config.
+    ``out`` holding another run's result is refused unless ``overwrite`` (which removes that run's
+    files first).
 
     ``accept_initial``, if given, sees the user prompt's loss first; when it says no, the run
     stops there (``result.filtered``), as the paper's hard-prompt filter does.
@@ -77,7 +80,7 @@ def optimize(
     search = make_solver(cfg.solver, estimator=grad, schedule=cfg.schedule, iterations=cfg.iterations,
                          gpo_style=cfg.gpo_style)
     timestep_schedule(cfg.schedule, 1, random.Random(0))  # refuse a bad schedule before loading anything
-    out_dir = prepare_out_dir(out) if out is not None else None
+    out_dir = prepare_out_dir(out, overwrite) if out is not None else None
 
     if engine is None:
         engine = load_for(cfg)
@@ -121,8 +124,10 @@ def optimize(
         result.meaning = _meaning(constraint, result.best.prompt)
     judge = world_judge(engine.name, prompt)
     if judge is not None and result.initial_images is not None and result.best_images is not None:
-        result.initial_faithfulness = _mean(judge(result.initial_images))
-        result.best_faithfulness = _mean(judge(result.best_images))
+        result.initial_seed_faithfulness = judge(result.initial_images)
+        result.best_seed_faithfulness = judge(result.best_images)
+        result.initial_faithfulness = _mean(result.initial_seed_faithfulness)
+        result.best_faithfulness = _mean(result.best_seed_faithfulness)
     if held_out_seeds and not interrupted and result.initial.loss is not None:
         texts = {"initial": (result.initial.prompt, result.initial.negative_prompt),
                  "best": (result.best.prompt, result.best.negative_prompt)}
@@ -214,6 +219,8 @@ def _result(task, prompt, engine, search, grad, problem: Problem, budget, starte
         lower_is_better=problem.objective.lower_is_better,
         initial_images=problem.images.get(initial),
         best_images=problem.best_images,
+        initial_seed_losses=problem.image_losses.get(initial),
+        best_seed_losses=problem.best_image_losses,
     )
 
 

@@ -65,7 +65,8 @@ def compare(
         for prompt in prompts:
             for r in range(search_seeds):
                 if progress:
-                    progress(done, total, f"{space or 'default'}/{solver}/{budget}")
+                    kind = space or get_task(task).default_space
+                    progress(done, total, f"{kind} / {solver} / budget {budget}")
                 start = time.perf_counter()
                 run_config = cfg.replace(solver=solver, budget=budget, space=space, seed=base_seed + r)
                 result = optimize(task, prompt, run_config, model=engine, llm=llm)
@@ -234,15 +235,20 @@ def plot(report: dict, path: Path) -> Path:
     has_judge = any(s.get(faith) is not None for s in report["summary"])
     fig, axes = plt.subplots(1, 2 if has_judge else 1, figsize=(10 if has_judge else 5.5, 4), squeeze=False)
     keys = sorted({(s["space"], s["solver"]) for s in report["summary"]})
-    for space, solver in keys:
+    budgets = sorted({s["budget"] for s in report["summary"]})
+    step = (min(b - a for a, b in zip(budgets, budgets[1:])) if len(budgets) > 1 else max(budgets[0], 1)) * 0.04
+    markers, styles = "osD^vP*X", ("-", "--", "-.", ":")
+    for i, (space, solver) in enumerate(keys):
         cells = sorted((s for s in report["summary"] if s["space"] == space and s["solver"] == solver), key=lambda s: s["budget"])
         label = solver if len({k[0] for k in keys}) == 1 else f"{space} / {solver}"
-        x = [s["budget"] for s in cells]
-        axes[0][0].errorbar(x, [s[change] for s in cells], yerr=[s[change + "_sem"] for s in cells], marker="o",
-                            capsize=3, label=label)
+        # equal lines must stay visible: each configuration is nudged sideways and has its own marker and dash
+        x = [s["budget"] + (i - (len(keys) - 1) / 2) * step for s in cells]
+        style = dict(marker=markers[i % len(markers)], linestyle=styles[i % len(styles)], capsize=3, label=label,
+                     alpha=0.85)
+        axes[0][0].errorbar(x, [s[change] for s in cells], yerr=[s[change + "_sem"] for s in cells], **style)
         if has_judge:
             axes[0][1].errorbar(x, [100 * s[faith] for s in cells], yerr=[100 * s[faith + "_sem"] for s in cells],
-                                marker="o", capsize=3, label=label)
+                                **style)
     where = "held-out seeds" if held else "search seeds"
     axes[0][0].set_xlabel("budget (UNet-pass equivalents)")
     axes[0][0].set_ylabel(f"mean CLIP loss change, {where} (task direction)")

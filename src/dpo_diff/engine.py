@@ -7,6 +7,7 @@ cost on a view of the adapter (:meth:`Engine.metered`), so two callers can use o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -47,6 +48,13 @@ class Engine:
         return self.model.with_meter(meter)
 
 
+def has_own_scorer(model: str) -> bool:
+    """A folder with its own CLIP scorer in ``scorer/`` (what ``dpo-diff world train`` writes) is a
+    complete model: that scorer and the world's 20 steps are its defaults, as for the bundled world."""
+    folder = Path(model).expanduser()
+    return folder.is_dir() and (folder / "scorer" / "config.json").is_file()
+
+
 def load(
     model: str | None = None,
     scorer: str | None = None,
@@ -65,7 +73,9 @@ def load(
         dtype = torch.float32  # shipped as fp16 safetensors; computed in fp32 on a CPU
     pipe = load_pipeline(model, dev, dtype)
     generator = make_model(pipe, model)
-    own_scorer = model in PRESETS or model in bundled_models()
+    own_scorer = model in PRESETS or model in bundled_models() or has_own_scorer(model)
+    if scorer is None and has_own_scorer(model):
+        scorer = str(Path(model).expanduser() / "scorer")
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip_scorer = ClipScorer.load(scorer_name, dev)
     defaults = preset_defaults(model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -19,9 +20,17 @@ from torch import Tensor
 from .cost import CostMeter
 
 
+def is_world(model_name: str) -> bool:
+    """The bundled world, or a folder ``dpo-diff world train`` wrote (its training.json and scorer/)."""
+    if model_name == "world":
+        return True
+    folder = Path(model_name).expanduser()
+    return (folder / "training.json").is_file() and (folder / "scorer").is_dir()
+
+
 def world_judge(model_name: str, prompt: str) -> Callable[[Tensor], list[float]] | None:
     """Per-image faithfulness for world captions on the bundled world model, else None."""
-    if model_name != "world":
+    if not is_world(model_name):
         return None
     from .world.judge import faithfulness
     from .world.parse import parse_prompt

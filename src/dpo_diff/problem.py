@@ -42,7 +42,9 @@ class Problem:
     best_choice: Choice | None = None
     best_loss: float | None = None
     best_images: Tensor | None = None
+    best_image_losses: list[float] | None = None  # the best candidate's loss on each seed
     images: dict[Choice, Tensor] = field(default_factory=dict)
+    image_losses: dict[Choice, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -93,14 +95,15 @@ class Problem:
         return [c for c, _ in ranked[:n]]
 
     @torch.no_grad()
-    def _losses(self, choices: Sequence[Choice]) -> tuple[list[float], Tensor]:
+    def _losses(self, choices: Sequence[Choice]) -> tuple[Tensor, Tensor]:
+        """Per candidate and seed: the losses (C, S) and the images (C, S, 3, H, W)."""
         texts = [self.space.render(c) for c in choices]
         cond = self.model.encode([p for p, _ in texts])
         uncond = self.model.encode([n for _, n in texts]) if self.sampling.guided else None
         images = self.model.generate(cond, uncond, self.sampling.seeds, self.sampling.steps, self.sampling.guidance)
         per_image = self.objective(images).view(len(choices), len(self.sampling.seeds))
         self.meter.add_score(images.shape[0])
-        return per_image.mean(dim=1).tolist(), images.view(len(choices), len(self.sampling.seeds), *images.shape[1:])
+        return per_image.detach().cpu(), images.view(len(choices), len(self.sampling.seeds), *images.shape[1:])
 
     def evaluate(self, choices: Sequence[Choice], keep_images: Sequence[Choice] = ()) -> list[tuple[Choice, float]]:
         """Evaluate the new, valid ``choices`` the budget pays for, in batches. Returns (choice, loss)."""
@@ -113,14 +116,16 @@ class Problem:
             batch = todo[start : start + min(self.eval_batch_size, affordable)]
             if not batch:
                 break
-            losses, images = self._losses(batch)
-            for c, loss, img in zip(batch, losses, images):
+            per_seed, images = self._losses(batch)
+            losses = per_seed.mean(dim=1).tolist()
+            for c, loss, seed_losses, img in zip(batch, losses, per_seed.tolist(), images):
                 self.evaluated[c] = loss
                 results.append((c, loss))
                 if c in keep_images:
-                    self.images[c] = img.cpu()
+                    self.images[c], self.image_losses[c] = img.cpu(), seed_losses
                 if self.best_loss is None or self.fitness(loss) < self.fitness(self.best_loss):
                     self.best_choice, self.best_loss, self.best_images = c, loss, img.cpu()
+                    self.best_image_losses = seed_losses
             self.log("evaluate", batch_loss=min(losses, key=self.fitness), candidates=len(batch))
         self.stalls = 0 if results else self.stalls + 1
         return results

@@ -63,6 +63,11 @@ class OptimizationResult:
     lower_is_better: bool = True
     initial_images: Tensor | None = field(default=None, repr=False)
     best_images: Tensor | None = field(default=None, repr=False)
+    # per search seed, for the pictures' labels: the loss, and the world judge's faithfulness
+    initial_seed_losses: list[float] | None = field(default=None, repr=False)
+    best_seed_losses: list[float] | None = field(default=None, repr=False)
+    initial_seed_faithfulness: list[float] | None = field(default=None, repr=False)
+    best_seed_faithfulness: list[float] | None = field(default=None, repr=False)
 
     @property
     def improvement(self) -> float:
@@ -77,6 +82,21 @@ class OptimizationResult:
         if self.held_out is None:
             return None
         return self.held_out.change(not get_task(self.task).minimizes(self.lower_is_better))
+
+    @property
+    def judged(self) -> tuple[float, float] | None:
+        """The world judge's faithfulness (initial, best): on the held-out seeds when evaluated there."""
+        held = self.held_out
+        if held is not None and held.initial.faithfulness is not None:
+            return held.initial.faithfulness, held.best.faithfulness
+        if self.initial_faithfulness is not None:
+            return self.initial_faithfulness, self.best_faithfulness
+        return None
+
+    @property
+    def flagged(self) -> bool:
+        """The judge reads the enhanced prompt's pictures as less faithful: not an improvement."""
+        return self.judged is not None and get_task(self.task).flagged(*self.judged)
 
     def to_dict(self, timings: bool = True) -> dict:
         history = self.history if timings else [{k: v for k, v in h.items() if k != "seconds"} for h in self.history]
@@ -103,6 +123,7 @@ class OptimizationResult:
             "history": history,
             "interrupted": self.interrupted,
             "filtered": self.filtered,
+            "flagged": self.flagged,
             "message": self.message,
         }
         if self.initial_faithfulness is not None:
@@ -113,7 +134,7 @@ class OptimizationResult:
         return data
 
     def save(self, out: str | Path) -> Path:
-        """Write ``result.json`` and the images into ``out``."""
+        """Write ``result.json`` and the images into ``out`` (replacing a result already there)."""
         return save_result(self, out)
 
 

@@ -32,6 +32,13 @@ class Task:
         """How far ``best`` moved from ``initial`` in this task's direction (> 0: progress)."""
         return self.sign(lower_is_better) * (initial - best)
 
+    def flagged(self, initial_faithfulness: float | None, best_faithfulness: float | None) -> bool:
+        """Whether a judge (the world's) contradicts the objective: an enhanced prompt whose pictures
+        it reads as less faithful is flagged and not counted as improved, whatever its loss says."""
+        if not self.wants_better_images or initial_faithfulness is None or best_faithfulness is None:
+            return False
+        return best_faithfulness < initial_faithfulness - 1e-9
+
     def goal(self, lower_is_better: bool = True) -> str:
         """'lower' or 'higher': which values of the objective this task is after."""
         return "lower" if self.minimizes(lower_is_better) else "higher"

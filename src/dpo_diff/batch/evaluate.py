@@ -19,6 +19,7 @@ COLUMNS = (
     "change_mean", "share", "cost_mean",
     "held_out_prompts", "held_out_initial_mean", "held_out_best_mean", "held_out_change_mean", "held_out_change_sem",
     "held_out_share", "held_out_initial_faithfulness", "held_out_best_faithfulness", "held_out_cost_mean",
+    "held_out_flagged",
 )
 
 
@@ -65,26 +66,39 @@ def summarize(runs) -> list[dict]:
             best = [r["best_loss"] for r in part]
             sign = task_sign(config)
             changes = [sign * (i - b) for i, b in zip(initial, best)]
+            flags = [_search_flag(r, get_task(task)) for r in part]
             (im, isd), (bm, bsd) = _mean_std(initial), _mean_std(best)
             table.append({
                 "run": name, "solver": config.get("solver"), "source": source, "task": task,
                 "prompts": len(part), "initial_mean": im, "initial_std": isd, "best_mean": bm, "best_std": bsd,
-                "change_mean": statistics.fmean(changes), "share": sum(c > 1e-9 for c in changes) / len(changes),
+                "change_mean": statistics.fmean(changes), "share": sum(c > 1e-9 and not f for c, f in zip(changes, flags)) / len(changes),
                 "cost_mean": statistics.fmean(r["cost"] for r in part),
-                **_held_out_summary(part, sign),
+                **_held_out_summary(part, sign, get_task(task)),
             })
     if not table:
         raise DpoDiffError("no finished prompts to evaluate yet")
     return table
 
 
-def _held_out_summary(rows: list[dict], sign: float) -> dict:
+def _search_flag(row: dict, task) -> bool:
+    """The judge's flag on the search seeds' pictures (see :meth:`dpo_diff.task.Task.flagged`)."""
+    try:
+        data = json.loads(row["result_json"])
+    except (TypeError, ValueError):
+        return False
+    return task.flagged(data.get("initial", {}).get("faithfulness"), data.get("best", {}).get("faithfulness"))
+
+
+def _held_out_summary(rows: list[dict], sign: float, task) -> dict:
+    """Held-out means; a prompt counts as improved (enhance) only if the world's judge, where there
+    is one, does not read the best prompt's pictures as less faithful (those are ``flagged``)."""
     from ..stats import sem
 
     blocks = [h for h in (held_out(r) for r in rows) if h]
     if not blocks:
         return dict.fromkeys(COLUMNS[12:], None) | {"held_out_prompts": 0}
     changes = [sign * (h["initial"]["loss"] - h["best"]["loss"]) for h in blocks]
+    flags = [task.flagged(h["initial"].get("faithfulness"), h["best"].get("faithfulness")) for h in blocks]
     faith0 = [h["initial"]["faithfulness"] for h in blocks if "faithfulness" in h["initial"]]
     faith = [h["best"]["faithfulness"] for h in blocks if "faithfulness" in h["best"]]
     return {
@@ -93,7 +107,8 @@ def _held_out_summary(rows: list[dict], sign: float) -> dict:
         "held_out_best_mean": statistics.fmean(h["best"]["loss"] for h in blocks),
         "held_out_change_mean": statistics.fmean(changes),
         "held_out_change_sem": sem(changes),
-        "held_out_share": sum(c > 1e-9 for c in changes) / len(changes),
+        "held_out_share": sum(c > 1e-9 and not f for c, f in zip(changes, flags)) / len(changes),
+        "held_out_flagged": sum(flags),
         "held_out_initial_faithfulness": statistics.fmean(faith0) if faith0 else None,
         "held_out_best_faithfulness": statistics.fmean(faith) if faith else None,
         "held_out_cost_mean": statistics.fmean(h.get("cost", 0.0) for h in blocks),

@@ -7,13 +7,15 @@ import html
 import json
 from pathlib import Path
 
+from ..task import get_task
 from .evaluate import load_runs, plot, summarize, task_sign, to_markdown
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.35em .5em;vertical-align:top}
 th{background:#f3f3f3}th.sortable{cursor:pointer}th.sortable:after{content:" \\2195";color:#999}
-mark{background:#ffe27a}img.pair{image-rendering:pixelated;width:256px}
+mark{background:#ffe27a}img.pair{image-rendering:pixelated;width:360px;display:block;margin-bottom:.3em}
+.flag{background:#b3261e;color:#fff;border-radius:3px;padding:0 .3em;font-size:.85em}
 .plots img{height:300px;margin-right:1em}.neg{color:#7a2a2a}.small{color:#666;font-size:.9em}
 """
 
@@ -39,6 +41,16 @@ def highlight(original: str, new: str) -> str:
     return " ".join(out)
 
 
+def _judged_cell(data: dict, held: dict | None, task) -> str:
+    """The world judge's faithfulness, initial -> best (held-out seeds when evaluated), flagged when it falls."""
+    source = held if held and "faithfulness" in held.get("best", {}) else data
+    f0, f1 = source.get("initial", {}).get("faithfulness"), source.get("best", {}).get("faithfulness")
+    if f0 is None or f1 is None:
+        return '<td class="judged">-</td>'
+    flag = ' <span class="flag">flagged</span>' if task.flagged(f0, f1) else ""
+    return f'<td class="judged">{100 * f0:.0f} % -> {100 * f1:.0f} %{flag}</td>'
+
+
 def write_report(folder: str | Path) -> Path:
     folder = Path(folder)
     runs = load_runs([folder])
@@ -62,6 +74,7 @@ def write_report(folder: str | Path) -> Path:
             f'<div class="small">{sign * (held["initial"]["loss"] - held["best"]["loss"]):+.4f}</div></td>'
             if held else "<td>-</td>"
         )
+        judged_cell = _judged_cell(data, held, get_task(task))
         body.append(
             f'<tr data-change="{change:.6f}" data-index="{i}" data-initial="{r["initial_loss"]:.6f}">'
             f'<td>{html.escape(r["source"])}:{html.escape(str(r["row_id"]))}</td>'
@@ -69,7 +82,7 @@ def write_report(folder: str | Path) -> Path:
             f'<td>{highlight(r["prompt"], r["best_prompt"])}'
             + (f'<div class="neg">negative: <mark>{html.escape(negative)}</mark></div>' if negative else "")
             + f'</td><td>{r["initial_loss"]:.4f}</td><td>{r["best_loss"]:.4f}</td><td>{change:+.4f}</td>'
-            f"{held_cells}<td>{pairs}</td></tr>"
+            f"{held_cells}{judged_cell}<td>{pairs}</td></tr>"
         )
     summary_rows = "".join(
         f"<tr><td>{html.escape(str(t['source']))}</td><td>{t['prompts']}</td>"
@@ -77,6 +90,9 @@ def write_report(folder: str | Path) -> Path:
         f"<td>{t['change_mean']:+.4f}</td><td>{100 * t['share']:.0f} %</td>"
         + (f"<td>{t['held_out_change_mean']:+.4f} ± {t['held_out_change_sem']:.4f}</td><td>{100 * t['held_out_share']:.0f} %</td>"
            if t.get("held_out_change_mean") is not None else "<td>-</td><td>-</td>")
+        + (f"<td>{100 * t['held_out_initial_faithfulness']:.0f} % -> {100 * t['held_out_best_faithfulness']:.0f} %</td>"
+           if t.get("held_out_best_faithfulness") is not None else "<td>-</td>")
+        + f"<td>{t.get('held_out_flagged') or 0}</td>"
         + f"<td>{t['cost_mean']:.0f}</td></tr>"
         for t in table
     )
@@ -91,16 +107,21 @@ def write_report(folder: str | Path) -> Path:
 <table id="summary"><thead><tr><th>source</th><th>prompts</th><th>initial loss</th><th>best loss</th>
 <th>mean change (search seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (search seeds)</th>
 <th>mean change (held-out seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (held-out seeds)</th>
+<th>judged (held-out, initial -> best)</th><th>flagged</th>
 <th>cost / prompt (UNet-pass equivalents)</th></tr></thead>
 <tbody>{summary_rows}</tbody></table>
 <div class="plots">{''.join(f'<img src="{p}" alt="{p}">' for p in plots)}</div>
 <h2>Prompts</h2>
 <p class="small">Losses: CLIP distance to the prompt, {'lower' if task == 'enhance' else 'higher'} is the goal; change is in
 the task's direction. Held-out: the initial and best prompt re-rendered on seeds the search never saw.
+Judged: on the bundled world, the pixel judge's share of the prompt's attributes drawn (higher: more
+faithful; held-out seeds when there are any); an enhanced prompt it reads as less faithful is flagged
+and not counted as improved.
 Images: initial (left) | best (right), one pair per search seed. Click a header to sort.</p>
 <table id="prompts"><thead><tr><th>row</th><th>prompt</th><th>best prompt / negative prompt</th>
 <th class="sortable" onclick="sortBy('initial')">initial loss</th><th>best loss</th>
-<th class="sortable" onclick="sortBy('change')">change</th><th>held-out loss (initial -> best)</th><th>images</th></tr></thead>
+<th class="sortable" onclick="sortBy('change')">change</th><th>held-out loss (initial -> best)</th>
+<th class="judged">judged faithfulness (initial -> best)</th><th>images</th></tr></thead>
 <tbody>{''.join(body)}</tbody></table>
 </body></html>
 """

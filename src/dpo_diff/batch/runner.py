@@ -68,6 +68,7 @@ def run_batch(
         if isinstance(model, Engine):
             raise DpoDiffError("with Ray, give the model by name: each actor loads its own copy")
     folder = prepare_out_dir(out)
+    check_batch_folder(folder)
     lock = StoreLock(folder)  # one writer per store: a second run is refused here, in one line
     store: ResultStore | None = None
     try:
@@ -108,6 +109,23 @@ def run_batch(
         if store is not None:
             store.close()
         lock.release()
+
+
+# What a batch folder holds: the store, its lock, images, and what evaluate / report / rescore write
+BATCH_FILES = ("results.sqlite*", "results.lock", "images", "evaluation.*", "report.html", "loss_*.png",
+               "rescore-*.json", ".*")
+
+
+def check_batch_folder(folder: Path) -> None:
+    """Refuse a non-empty folder that is not a dpo-diff results folder: a batch never mixes its
+    files with a user's (or with a single run's result.json)."""
+    foreign = sorted(p.name for p in folder.iterdir() if not any(p.match(g) for g in BATCH_FILES))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise DpoDiffError(
+            f"--out '{folder}' is not empty and is not a dpo-diff results folder (it holds {shown}): "
+            "use a new or empty folder"
+        )
 
 
 def prepare_image_dir(folder: Path) -> Path:

@@ -39,9 +39,15 @@ class PromptRecord:
 class PromptList(list):
     """The records of a source (a list), with the ids of the rows that had no prompt."""
 
-    def __init__(self, records: list[PromptRecord], empty_rows: list[str] | None = None):
+    def __init__(self, records: list[PromptRecord], empty_rows: list[str] | None = None,
+                 skipped: list[str] | None = None):
         super().__init__(records)
         self.empty_rows: list[str] = list(empty_rows or [])
+        self.skipped: list[str] = list(skipped or [])  # lines of a text file that are not prompts, and why
+
+    def notes(self) -> list[str]:
+        """One line per kind of row that was not read as a prompt."""
+        return [*self.skipped, *([self.empty_note()] if self.empty_note() else [])]
 
     def empty_note(self) -> str | None:
         """One line about the rows without a prompt, or None when there were none."""
@@ -97,6 +103,20 @@ def _read_file(path: Path, column: str | None) -> list[tuple[str, object]]:
     if column is not None:
         raise DpoDiffError(f"--column is for JSONL/CSV files and datasets, not the text file '{path}'")
     return [(str(n), line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+
+
+def _text_lines(rows: list[tuple[str, object]]) -> tuple[list[tuple[str, object]], list[str]]:
+    """A text file's prompt lines: ``#`` comment lines and a lone header line ("prompt") are not prompts."""
+    notes = []
+    comments = [n for n, line in rows if str(line).lstrip().startswith("#")]
+    rows = [(n, line) for n, line in rows if not str(line).lstrip().startswith("#")]
+    if comments:
+        s = "s" if len(comments) != 1 else ""
+        notes.append(f"{len(comments)} comment line{s} (#) skipped (line{s} {', '.join(comments[:8])})")
+    if len(rows) > 1 and str(rows[0][1]).strip().lower() in TEXT_COLUMNS:
+        notes.append(f"line {rows[0][0]} '{str(rows[0][1]).strip()}' read as a header, not a prompt: skipped")
+        rows = rows[1:]
+    return rows, notes
 
 
 def _read_dataset(name: str, split: str, column: str | None) -> list[tuple[str, str]]:
@@ -174,6 +194,9 @@ def load_prompts(
     if (path is None) == (dataset is None):
         raise DpoDiffError("give a prompt file or --dataset, one of the two")
     rows = _read_file(Path(path), column) if path is not None else _read_dataset(dataset, split, column)
+    skipped: list[str] = []
+    if path is not None and Path(path).suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".tsv"):
+        rows, skipped = _text_lines(rows)
     source = Path(path).name if path is not None else f"{dataset}:{split}"
     seen: set[str] = set()
     records, empty = [], []
@@ -188,10 +211,10 @@ def load_prompts(
         records.append(record)
     if limit is not None:
         records = records[: max(0, limit)]
-    result = PromptList(records, empty)
+    result = PromptList(records, empty, skipped)
     if not records:
-        note = result.empty_note()
-        raise DpoDiffError(f"no prompts in {source}" + (f" ({note})" if note else ""))
+        notes = "; ".join(result.notes())
+        raise DpoDiffError(f"no prompts in {source}" + (f" ({notes})" if notes else ""))
     return result
 
 

@@ -213,7 +213,7 @@ class ResultStore:
         if stored is not None and stored != json.loads(json.dumps(config)):
             keys = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
             if "task" in keys:
-                what = f"a {stored.get('task')} run, not {config.get('task')}"
+                what = f"the results of an '{stored.get('task')}' run, not '{config.get('task')}'"
             else:
                 what = ", ".join(f"{k}: {stored.get(k)!r} there, {config.get(k)!r} now" for k in keys[:4])
             raise DpoDiffError(

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..config import RunConfig
-from .common import fail, handled, out, progress_display, warn
+from .common import fail, handled, out, plural, progress_display, warn
 from .options import run_options
+from .tables import evaluate_tables, pairs_table
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,7 @@ def run_command(
 
     progress = progress_display(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("prompts"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+        TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
     )
     bar = progress.add_task(f"{task}: loading", total=None)
 
@@ -67,14 +67,14 @@ def run_command(
 
     with handled(f"interrupted: finished prompts are kept in {out_dir}; run the same command to resume"):
         records = load_prompts(prompts, dataset, split, column, limit)
-        if records.empty_note():
-            warn(records.empty_note())
+        for note in records.notes():
+            warn(note)
         with progress:
             counts = run_batch(records, out_dir, task, filter=filter, progress=on_progress, ray=ray, actors=actors,
                                on_event=on_event, config=config)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    skipped = f" ({records.empty_note()})" if records.empty_note() else ""
-    out.print(escape(f"{len(records)} prompts{skipped}: {parts}; results in {out_dir}"), soft_wrap=True)
+    skipped = f" ({'; '.join(records.notes())})" if records.notes() else ""
+    out.print(escape(f"{plural(len(records), 'prompt')}{skipped}: {parts}; results in {out_dir}"), soft_wrap=True)
 
 
 def evaluate_command(
@@ -98,33 +98,10 @@ def evaluate_command(
         (target / "evaluation.md").write_text(to_markdown(table) + ("\n" + pairs_markdown(paired) if paired else ""))
         plots = plot(runs, target)
         extra = [summary for spec in (rescore or []) for summary in rescore_images(folders, spec)]
-    view = Table(header_style="bold")
-    for column in ("run", "solver", "source", "task", "n", "initial loss", "best loss", "change", "improved/broken", "cost"):
-        view.add_column(column)
-    for r in table:
-        view.add_row(
-            r["run"], str(r["solver"]), r["source"], r["task"], str(r["prompts"]),
-            f"{r['initial_mean']:.4f} ± {r['initial_std']:.4f}", f"{r['best_mean']:.4f} ± {r['best_std']:.4f}",
-            f"{r['change_mean']:+.4f}", f"{100 * r['share']:.0f} %", f"{r['cost_mean']:.0f}",
-        )
-    out.print(view)
-    held_rows = [r for r in table if r.get("held_out_change_mean") is not None]
-    if held_rows:
-        held = Table(header_style="bold", title="the same prompts on held-out seeds (the figures to trust)")
-        for column in ("run", "source", "n", "initial -> best loss", "change", "improved/broken", "judged"):
-            held.add_column(column)
-        for r in held_rows:
-            judged = "-" if r.get("held_out_best_faithfulness") is None else (
-                f"{100 * r['held_out_initial_faithfulness']:.0f} -> {100 * r['held_out_best_faithfulness']:.0f} %")
-            held.add_row(
-                r["run"], r["source"], str(r["held_out_prompts"]),
-                f"{r['held_out_initial_mean']:.4f} -> {r['held_out_best_mean']:.4f}",
-                f"{r['held_out_change_mean']:+.4f} ± {r['held_out_change_sem']:.4f}",
-                f"{100 * r['held_out_share']:.0f} %", judged,
-            )
-        out.print(held)
+    for view in evaluate_tables(table):
+        out.print(view)
     if paired:
-        out.print(escape(pairs_markdown(paired)))
+        out.print(pairs_table(paired))
     for summary in extra:
         out.print(f"rescored with {summary['scorer']}: initial {summary['initial_mean']:.4f}, best {summary['best_mean']:.4f} ({summary['prompts']} prompts)")
     written = [target / "evaluation.csv", target / "evaluation.md", *(target / p for p in plots)]

@@ -108,6 +108,11 @@ def progress_display(*columns) -> Progress:
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 prompt``, ``2 prompts``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def ints(option: str, text: str, what: str) -> list[int]:
     """Comma-separated positive whole numbers, or a one-line refusal."""
     try:

@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import RunConfig
-from .common import fail, handled, ints, out, progress_display, warn
+from .common import fail, handled, ints, out, plural, progress_display, warn
+from ..task import get_task
 from .options import run_options
+from .tables import compare_table, pairs_table
 
 
 def register(app: typer.Typer) -> None:
@@ -41,8 +43,8 @@ def compare_command(
     from ..batch import load_prompts
     from ..engine import load_for
 
-    progress = progress_display(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    progress = progress_display(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     bar = progress.add_task("compare: loading", total=None)
 
     def write_error(error: OSError) -> str:
@@ -50,19 +52,30 @@ def compare_command(
 
     with handled("interrupted: nothing written", write_error):
         records = load_prompts(prompts, limit=limit)
-        for note in [records.empty_note(), *(f"{r.refusal}; skipped" for r in records if r.refusal)]:
-            if note:
-                warn(note)
+        for note in [*records.notes(), *(f"{r.refusal}; skipped" for r in records if r.refusal)]:
+            warn(note)
         records = [r for r in records if r.refusal is None]
         if not records:
             fail(f"no prompt of {prompts} can be compared")
+        solver_list = [x.strip() for x in solvers.split(",") if x.strip()]
+        runs = len(records) * len(solver_list) * len(budget_list) * len(space_list) * search_seeds
+        passes = len(records) * len(solver_list) * len(space_list) * search_seeds * sum(budget_list)
+        out.print(escape(f"compare: {plural(runs, 'run')} ({plural(len(records), 'prompt')} x "
+                         f"{plural(len(solver_list), 'solver')} x {plural(len(budget_list), 'budget')}"
+                         + (f" x {len(space_list)} spaces" if len(space_list) > 1 else "")
+                         + (f" x {search_seeds} search seeds" if search_seeds > 1 else "")
+                         + f"), up to {passes:,} UNet passes plus held-out seeds; the time left shows after "
+                         "the first run"), soft_wrap=True)
         engine = load_for(config)
         with progress:
             report = comparison.compare(
-                [r.text for r in records], [x.strip() for x in solvers.split(",") if x.strip()], budget_list,
+                [r.text for r in records], solver_list, budget_list,
                 space_list, task, engine, config=config, search_seeds=search_seeds,
                 progress=lambda d, t, what: progress.update(bar, completed=d, total=t, description=f"compare {what}"),
             )
         paths = comparison.write(report, out_dir)
-    out.print(escape(comparison.to_markdown(report)))
-    out.print("wrote " + ", ".join(map(str, paths)), soft_wrap=True)
+    better = get_task(task).goal(report.get("lower_is_better", True))
+    out.print(compare_table(report, better))
+    if report.get("pairs"):
+        out.print(pairs_table(report["pairs"], label_budget=True))
+    out.print("wrote " + ", ".join(map(str, paths)) + " (compare.md: every column)", soft_wrap=True)

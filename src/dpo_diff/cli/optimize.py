@@ -13,7 +13,7 @@ from rich.table import Table
 from ..checks import check_prompt
 from ..config import RunConfig
 from ..task import get_task
-from .common import err, fail, handled, interrupt_code, out, progress_display
+from .common import err, fail, handled, interrupt_code, out, plural, progress_display
 from .options import run_options
 
 
@@ -24,37 +24,44 @@ def register(app: typer.Typer) -> None:
 
 
 Out = Annotated[str | None, typer.Option(help="Folder for result.json and the images.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the result already in --out (its files only).")]
 
 
 @run_options("enhance")
 def enhance(
     prompt: Annotated[str, typer.Argument(help="What you want an image of.")],
     out: Out = None,
+    overwrite: Overwrite = False,
     config: RunConfig = RunConfig(),
 ) -> None:
     """Find a negative prompt (or rewrite) that makes the model draw PROMPT better."""
-    _run("enhance", prompt, out, config)
+    _run("enhance", prompt, out, overwrite, config)
 
 
 @run_options("attack")
 def attack(
     prompt: Annotated[str, typer.Argument(help="The prompt to red-team.")],
     out: Out = None,
+    overwrite: Overwrite = False,
     config: RunConfig = RunConfig(),
 ) -> None:
     """Find a meaning-preserving rewrite of PROMPT (synonyms) that makes the model fail."""
-    _run("attack", prompt, out, config)
+    _run("attack", prompt, out, overwrite, config)
 
 
-def _run(task: str, prompt: str, out_dir: str | None, config: RunConfig) -> None:
-    with handled():  # before torch is imported: a bad option or prompt costs well under a second
+def _run(task: str, prompt: str, out_dir: str | None, overwrite: bool, config: RunConfig) -> None:
+    with handled():  # before torch is imported: a bad option, prompt or --out costs well under a second
         config.check(task)
         check_prompt(prompt, config.allow_non_ascii)
+        if out_dir is not None:
+            from ..outputs import prepare_out_dir
+
+            prepare_out_dir(out_dir, overwrite)
     from .. import api
 
     progress = progress_display(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("UNet passes"),
-        TimeElapsedColumn(),
+        TextColumn("elapsed"), TimeElapsedColumn(),
     )
     bar = progress.add_task(f"{task}: loading", total=None)
 
@@ -69,7 +76,7 @@ def _run(task: str, prompt: str, out_dir: str | None, config: RunConfig) -> None
                 "free space or use another --out")
 
     with handled("interrupted before the search started; nothing to save", write_error), progress:
-        result = api.optimize(task, prompt, config, out=out_dir, progress=on_progress)
+        result = api.optimize(task, prompt, config, out=out_dir, overwrite=True, progress=on_progress)
     show_result(result, out_dir)
     if result.interrupted:
         raise typer.Exit(interrupt_code())
@@ -78,31 +85,39 @@ def _run(task: str, prompt: str, out_dir: str | None, config: RunConfig) -> None
 def show_result(result, out_dir: str | None) -> None:
     """The initial and best candidate, on the search and the held-out seeds, and what it cost."""
     held = result.held_out
-    judged = result.initial_faithfulness is not None
+    judged = result.judged
+    attack = result.task == "attack"
     better = get_task(result.task).goal(result.lower_is_better)
-    what = "CLIP distance to the prompt" if result.objective == "clip" else f"{result.objective} of the images"
-    table = Table(show_header=True, header_style="bold", caption=f"loss: {what}, {better} is the goal")
-    columns = ["", "prompt", "negative prompt", "loss (search seeds)"]
+    what = "CLIP distance to the prompt" if result.objective == "clip" else f"{result.objective} of the pictures"
+    caption = f"loss: {what}, {better} is the goal"
+    if judged is not None:
+        caption += "; judged: the world's pixel judge, share of the prompt's attributes drawn (higher: more faithful)"
+    table = Table(show_header=True, header_style="bold", caption=caption)
+    columns = ["", "prompt", "similarity" if attack else "negative prompt", "loss"]
     if held is not None:
-        columns.append("loss (held-out seeds)")
-    if judged:
-        columns.append("judged faithfulness" + (" (held-out)" if held is not None else ""))
+        columns.append("loss held-out")
+    if judged is not None:
+        columns.append("judged" + (" held-out" if held is not None and held.initial.faithfulness is not None else ""))
     for column in columns:
-        table.add_column(column, justify="right" if column.startswith(("loss", "judged")) else "left")
+        table.add_column(column, justify="right" if column.startswith(("loss", "judged", "similarity")) else "left",
+                         overflow="fold")
     for name, cand in (("initial", result.initial), ("best", result.best)):
-        row = [name, escape(cand.prompt), escape(cand.negative_prompt or "-"),
-               f"{cand.loss:.4f}" if cand.loss is not None else "-"]
-        held_cand = getattr(held, name) if held is not None else None
+        if attack:
+            similarity = (result.meaning or {}).get("similarity") if name == "best" else None
+            third = "1.00" if name == "initial" or cand.prompt == result.prompt else (
+                "-" if similarity is None else f"{similarity:.2f}")
+        else:
+            third = escape(cand.negative_prompt or "-")
+        row = [name, escape(cand.prompt), third, f"{cand.loss:.4f}" if cand.loss is not None else "-"]
         if held is not None:
-            row.append(f"{held_cand.loss:.4f}")
-        if judged:
-            faith = held_cand.faithfulness if held_cand is not None else getattr(result, f"{name}_faithfulness")
-            row.append("-" if faith is None else f"{100 * faith:.0f} %")
+            row.append(f"{getattr(held, name).loss:.4f}")
+        if judged is not None:
+            row.append(f"{100 * judged[0 if name == 'initial' else 1]:.0f} %")
         table.add_row(*row)
     out.print(table)
     spent = f"cost {result.cost:.0f}/{result.budget:.0f} UNet-pass equivalents"
     if held is not None:
-        spent += f" (+{held.cost:.0f} for {len(held.seeds)} held-out seed{'s' if len(held.seeds) != 1 else ''})"
+        spent += f" (+{held.cost:.0f} for {plural(len(held.seeds), 'held-out seed')})"
     out.print(
         escape(f"{result.task} with {result.solver} on {result.model}: {spent}, "
                f"{result.seconds:.1f} s, search seeds {result.seeds}"
@@ -113,10 +128,15 @@ def show_result(result, out_dir: str | None) -> None:
         verdict = "better than the initial prompt" if change > 0 else "NOT better than the initial prompt"
         out.print(escape(f"held-out seeds: the best prompt is {verdict} (loss change {change:+.4f} in the task's "
                          f"direction; on the search seeds {result.improvement:+.4f})"))
+    if result.flagged:
+        err.print(escape(f"flagged: the judge reads the best prompt's pictures as less faithful "
+                         f"({100 * judged[0]:.0f} % -> {100 * judged[1]:.0f} %): not an improvement, "
+                         "whatever the loss says"), style="yellow", soft_wrap=True)
     if result.message:
         err.print(f"[yellow]{escape(result.message)}[/yellow]")
     if out_dir is not None and result.initial.loss is not None:
-        out.print(f"wrote {os.path.join(out_dir, 'result.json')}", soft_wrap=True)
+        out.print(f"wrote {os.path.join(out_dir, 'result.json')} and {os.path.join(out_dir, 'seed-*.png')} "
+                  "(initial | best, enlarged and labeled)", soft_wrap=True)
 
 
 @run_options(only=("source", "allow_non_ascii", "llm_base_url", "llm_model"))
@@ -142,8 +162,8 @@ def space_command(
         table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
     out.print(table)
     if space.dropped:
-        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "
-                         f"e.g. {space.dropped[0]}"))
+        out.print(escape(f"{plural(len(space.dropped), 'candidate')} dropped (not one token, or cut by the LLM "
+                         f"reply caps), e.g. {space.dropped[0]}"))
 
 
 __all__ = ["attack", "enhance", "fail", "register", "show_result", "space_command"]

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import err, handled, out
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .common import err, fail, handled, out, progress_display
 
 world_app = typer.Typer(no_args_is_help=True, help="The bundled text-to-image world: train it, measure it.")
 
@@ -39,11 +41,24 @@ def world_card(
     n: Annotated[int, typer.Option(help="Held-out single-object prompts.")] = 200,
 ) -> None:
     """Measure a trained world (scorer, generator, rare synonyms, negative prompts) and write README.md."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        fail(f"no such folder '{folder}': train a world first with: dpo-diff world train --out {folder}")
+    if not (path / "model_index.json").is_file() or not (path / "scorer").is_dir():
+        fail(f"'{folder}' is not a trained world (no model_index.json and scorer/): train one with: "
+             f"dpo-diff world train --out {folder}")
+    if n < 1:
+        fail(f"--n must be at least 1, not {n}")
     from .. import engine as engines
     from ..world.card import write_card
-    from ..world.quality import measure
+    from ..world.quality import measure, measure_stages
 
-    with handled():
-        engine = engines.load(folder, scorer=str(Path(folder) / "scorer"))
-        path = write_card(folder, measure(engine, n=n))
-    out.print(f"wrote {path}", soft_wrap=True)
+    progress = progress_display(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    out.print(f"measuring {folder}: {measure_stages()} stages on {n} held-out prompts x 2 seeds", soft_wrap=True)
+    with handled("interrupted: nothing written"), progress:
+        bar = progress.add_task("world card: loading", total=measure_stages())
+        engine = engines.load(folder)
+        report = measure(engine, n=n, progress=lambda d, t, what: progress.update(bar, completed=d, description=what))
+        written = write_card(folder, report)
+    out.print(f"wrote {written}", soft_wrap=True)

@@ -163,12 +163,26 @@ def scorer_judge_agreement(
     }
 
 
-def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
+def measure_stages(seeds: tuple[int, ...] = (0, 1)) -> int:
+    """How many steps :func:`measure` reports to its ``progress``."""
+    return 3 + 6 * len(seeds)
+
+
+def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1), progress=None) -> dict:
+    """The card's numbers; ``progress(done, total, what)`` hears after each of its stages."""
+    total, done = measure_stages(seeds), 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, what)
+
     scenes = held_out_scenes(n)
-    report: dict = {
-        "scorer_accuracy_clean": scorer_accuracy(engine, scenes, through_vae=False),
-        "scorer_accuracy_vae": scorer_accuracy(engine, scenes, through_vae=True),
-    }
+    report: dict = {"scorer_accuracy_clean": scorer_accuracy(engine, scenes, through_vae=False)}
+    step("scorer on clean pictures")
+    report["scorer_accuracy_vae"] = scorer_accuracy(engine, scenes, through_vae=True)
+    step("scorer on VAE reconstructions")
     common = [caption(s) for s in scenes]
     rare_idx = [i for i, p in enumerate(common) if _rare(p) != p]
     rows = {"common": [], "rare_subset_common": [], "rare_subset_rare": []}
@@ -179,20 +193,25 @@ def measure(engine, n: int = 200, seeds: tuple[int, ...] = (0, 1)) -> dict:
     common_images = []
     for seed in seeds:
         images = generate(engine, common, [""] * len(common), seed)
+        step(f"seed {seed}: common words")
         common_images.append(images)
         rows["common"].append(judged(images, scenes))
         rows["rare_subset_common"].append(judged(images[rare_idx], [scenes[i] for i in rare_idx]))
         rare_images = generate(engine, [_rare(common[i]) for i in rare_idx], [""] * len(rare_idx), seed)
         rows["rare_subset_rare"].append(judged(rare_images, [scenes[i] for i in rare_idx]))
+        step(f"seed {seed}: rare synonyms")
         two_images = generate(engine, [caption(s) for s in two], [""] * len(two), seed)
         rows["two_objects"].append({"faithfulness": float(np.mean([faithfulness(i, s) for i, s in zip(two_images, two)]))})
+        step(f"seed {seed}: two objects")
         prompts = [common[i] for i in small]
         for key, negative in (("size_no_negative", ""), ("size_negative_large", "large"), ("size_negative_small", "small")):
             imgs = generate(engine, prompts, [negative] * len(prompts), seed)
             neg[key].append(float(np.mean([bool(r) and r[0].size == "small" for r in (read(x, 1) for x in imgs)])))
+            step(f"seed {seed}: negative prompt {negative or 'none'!r}")
     report["generator"] = {k: {m: float(np.mean([r[m] for r in v])) for m in v[0]} for k, v in rows.items()}
     report["negative_prompt"] = {k: float(np.mean(v)) for k, v in neg.items()}
     report["scorer_judge_agreement"] = scorer_judge_agreement(engine, scenes, common_images)
+    step("scorer vs judge")
     report["n"] = {"held_out_single": n, "rare_subset": len(rare_idx), "two_object": len(two), "seeds": list(seeds),
                    "steps": engine.default_steps, "guidance": engine.default_guidance}
     return report
