@@ -16,6 +16,7 @@ from diffusers import (
     DDIMScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
@@ -23,6 +24,7 @@ from diffusers import (
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from .clip_bpe import VOCAB_SIZE, clip_tokenizer
+from .presets_transformer import TRANSFORMER_PRESETS, build_transformer_pipeline
 
 _CLIP_TOKENS = {"vocab_size": VOCAB_SIZE, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
 
@@ -229,6 +231,10 @@ PRESETS["sdxl-random"] = {
     "scorer": _CLIP_B32_SCORER,
 }
 
+# SD3 / SD3.5 and FLUX.1 (transformer denoisers, flow matching): see presets_transformer.py
+PRESETS.update({name: {"scorer": _CLIP_B32_SCORER, **cfg} for name, cfg in TRANSFORMER_PRESETS.items()})
+
+
 def preset_defaults(name: str) -> dict[str, Any]:
     """Run settings a preset asks for instead of the usual ones (few-step: steps, guidance); {} otherwise."""
     return dict(PRESETS.get(name, {}).get("defaults", {}))
@@ -244,6 +250,7 @@ SCHEDULERS = {
     "DDIMScheduler": DDIMScheduler,
     "EulerDiscreteScheduler": EulerDiscreteScheduler,
     "EulerAncestralDiscreteScheduler": EulerAncestralDiscreteScheduler,
+    "FlowMatchEulerDiscreteScheduler": FlowMatchEulerDiscreteScheduler,
 }
 
 
@@ -264,6 +271,8 @@ def build_preset_pipeline(name: str, prediction_type: str | None = None, device:
 
 
 def _build_pipeline(cfg: dict, scheduler):
+    if cfg.get("pipeline") in ("sd3", "flux"):
+        return build_transformer_pipeline(cfg, scheduler, _seeded)
     seed = cfg["seed"]
     unet = _seeded(seed, lambda: UNet2DConditionModel(**cfg["unet"]))
     vae = _seeded(seed + 1, lambda: AutoencoderKL(**cfg["vae"]))

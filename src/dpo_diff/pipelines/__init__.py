@@ -10,15 +10,19 @@ from .stable_diffusion_xl import StableDiffusionXLModel
 
 def make_model(pipe, name: str = "model", meter: CostMeter | None = None) -> StableDiffusionModel:
     """The adapter for a loaded diffusers pipeline, or a one-line refusal for other pipelines."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    if isinstance(pipe, StableDiffusion3Pipeline):
+        from .stable_diffusion_3 import StableDiffusion3Model
+
+        return StableDiffusion3Model(pipe, name, meter)
     if isinstance(pipe, StableDiffusionXLPipeline):
         return StableDiffusionXLModel(pipe, name, meter)
     if isinstance(pipe, StableDiffusionPipeline):
         return StableDiffusionModel(pipe, name, meter)
     raise ModelNotFoundError(
         f"'{name}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x, "
-        "SD-Turbo) and StableDiffusionXLPipeline (SDXL, SDXL-Turbo)"
+        "SD-Turbo), StableDiffusionXLPipeline (SDXL, SDXL-Turbo) and StableDiffusion3Pipeline (SD3, SD3.5)"
     )
 
 
