@@ -82,7 +82,7 @@ def load(
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip, tokenizer, pre = load_scorer_parts(scorer_name, dev)
     clip_scorer = ClipScorer(clip, tokenizer, pre["image_size"], pre["mean"], pre["std"]).to(dev)
-    defaults = preset_defaults(model)
+    defaults = {**getattr(generator, "run_defaults", {}), **preset_defaults(model)}  # SD3 / FLUX: their own
     steps = defaults.get("steps", 20 if own_scorer else 50)
     return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", DEFAULT_GUIDANCE))
 
@@ -232,6 +232,7 @@ def optimize(
     seeds: int | str | Sequence[int] = 1,
     steps: int | None = None,
     guidance: float | None = None,
+    true_cfg: float | None = None,
     seed: int = 0,
     source: str = "wordnet",
     estimator: str = "shortcut",
@@ -280,14 +281,18 @@ def optimize(
     grad = make_estimator(estimator, k)
     search = make_solver(solver, estimator=grad, schedule=schedule, iterations=iterations, gpo_style=gpo_style)
     timestep_schedule(schedule, 1, random.Random(0))  # refuse a bad schedule before loading anything
+    if true_cfg is not None:  # FLUX's name for classifier-free guidance with the negative prompt
+        if guidance is not None and guidance != true_cfg:
+            raise DpoDiffError("--true-cfg and --guidance both set the classifier-free guidance scale: give one")
+        guidance = true_cfg
     if guidance is not None:
-        _check_guidance(space_kind, parts, guidance)  # before loading anything
+        _check_guidance(space_kind, parts, guidance, "--true-cfg" if true_cfg is not None else "--guidance")
     out_dir = prepare_out_dir(out) if out is not None else None
 
     engine = model if isinstance(model, Engine) else load(model, scorer=scorer, device=device)
     if guidance is None:
         guidance = engine.default_guidance
-        _check_guidance(space_kind, parts, guidance)
+        _check_guidance(space_kind, parts, guidance, getattr(engine.model, "guidance_option", "--guidance"))
     gen = engine.model
     n_tokens = len(gen.word_token_ids(prompt))
     if n_tokens > gen.max_length - 2:
@@ -383,12 +388,12 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _check_guidance(space_kind: str, parts: tuple[str, ...], guidance: float) -> None:
+def _check_guidance(space_kind: str, parts: tuple[str, ...], guidance: float, option: str = "--guidance") -> None:
     """Negative-prompt spaces need classifier-free guidance (few-step models run without it)."""
     if any(p in parts for p in ("antonym", "nplib")) and guidance <= 1.0:
         raise DpoDiffError(
             f"the '{space_kind}' space optimizes the negative prompt, which only acts with "
-            f"classifier-free guidance (guidance {guidance:g} here): use --guidance above 1 or --space synonym"
+            f"classifier-free guidance (guidance {guidance:g} here): use {option} above 1 or --space synonym"
         )
 
 

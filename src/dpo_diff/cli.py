@@ -53,6 +53,11 @@ Guidance = Annotated[
     Optional[float],
     typer.Option(help="Classifier-free guidance scale (default: 7.5; the model's own for few-step presets)."),
 ]
+TrueCfg = Annotated[
+    Optional[float],
+    typer.Option("--true-cfg", help="FLUX: true classifier-free guidance with the negative prompt (default 1: off); "
+                                    "the same scale as --guidance for other models."),
+]
 Out = Annotated[Optional[str], typer.Option(help="Folder for result.json and the images.")]
 Seed = Annotated[int, typer.Option(help="Seed of the search itself (sampling, mutations).")]
 Source = Annotated[str, typer.Option(help="Where substitutes come from: wordnet | llm | PATH.json")]
@@ -219,6 +224,7 @@ def enhance(
     eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
+    true_cfg: TrueCfg = None,
     out: Out = None,
     seed: Seed = 0,
     source: Source = "wordnet",
@@ -248,6 +254,7 @@ def attack(
     eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
+    true_cfg: TrueCfg = None,
     out: Out = None,
     seed: Seed = 0,
     source: Source = "wordnet",

@@ -86,6 +86,43 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         "scheduler": {"class": "FlowMatchEulerDiscreteScheduler", "shift": 3.0},
         "defaults": {"steps": 40, "guidance": 4.5},
     },
+    # FLUX.1-dev-style: CLIP-L pooled (32) and T5 (64), an MM-DiT with a guidance embedding,
+    # 16x16x4 latents packed into 8x8 tokens of 16 features, 32x32 images.
+    "tiny-flux": {
+        "pipeline": "flux",
+        "seed": 40,
+        "default_sample_size": 16,
+        "transformer": {
+            "patch_size": 1, "in_channels": 16, "num_layers": 1, "num_single_layers": 2, "attention_head_dim": 16,
+            "num_attention_heads": 2, "joint_attention_dim": 64, "pooled_projection_dim": 32,
+            "guidance_embeds": True, "axes_dims_rope": (4, 6, 6),
+        },
+        "vae": {**_TINY_FLOW_VAE, "scaling_factor": 0.3611, "shift_factor": 0.1159},
+        "text_encoder": _TINY_CLIP,
+        "t5": _TINY_T5,
+        "scheduler": {"class": "FlowMatchEulerDiscreteScheduler", "shift": 3.0, "use_dynamic_shifting": True,
+                      "base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15},
+        "scorer": "tiny",
+        "defaults": {"steps": 4, "guidance": 1.0},
+    },
+    # FLUX.1 schnell (black-forest-labs/FLUX.1-schnell, 12B; dev differs by its guidance embedding)
+    "flux-random": {
+        "pipeline": "flux",
+        "seed": 400,
+        "build_on_device": True,
+        "default_sample_size": 128,
+        "transformer": {
+            "patch_size": 1, "in_channels": 64, "num_layers": 19, "num_single_layers": 38, "attention_head_dim": 128,
+            "num_attention_heads": 24, "joint_attention_dim": 4096, "pooled_projection_dim": 768,
+            "guidance_embeds": False, "axes_dims_rope": (16, 56, 56),
+        },
+        "vae": {**_FLOW_VAE, "scaling_factor": 0.3611, "shift_factor": 0.1159},
+        "text_encoder": _CLIP_L,
+        "t5": _T5_XXL,
+        "scheduler": {"class": "FlowMatchEulerDiscreteScheduler", "shift": 1.0, "use_dynamic_shifting": False,
+                      "base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15},
+        "defaults": {"steps": 4, "guidance": 1.0},
+    },
 }
 
 
@@ -126,5 +163,6 @@ def build_transformer_pipeline(cfg: dict, scheduler, seeded):
             text_encoder=text_encoder, tokenizer=clip_tokenizer(),
             text_encoder_2=t5, tokenizer_2=t5_tokenizer(),
         )
+        pipe.default_sample_size = cfg["default_sample_size"]  # 128 latent rows in FluxPipeline; tiny: 16
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -10,8 +10,12 @@ from .stable_diffusion_xl import StableDiffusionXLModel
 
 def make_model(pipe, name: str = "model", meter: CostMeter | None = None) -> StableDiffusionModel:
     """The adapter for a loaded diffusers pipeline, or a one-line refusal for other pipelines."""
-    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    if isinstance(pipe, FluxPipeline):
+        from .flux import FluxModel
+
+        return FluxModel(pipe, name, meter)
     if isinstance(pipe, StableDiffusion3Pipeline):
         from .stable_diffusion_3 import StableDiffusion3Model
 
@@ -22,7 +26,7 @@ def make_model(pipe, name: str = "model", meter: CostMeter | None = None) -> Sta
         return StableDiffusionModel(pipe, name, meter)
     raise ModelNotFoundError(
         f"'{name}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x, "
-        "SD-Turbo), StableDiffusionXLPipeline (SDXL, SDXL-Turbo) and StableDiffusion3Pipeline (SD3, SD3.5)"
+        "SD-Turbo), StableDiffusionXLPipeline (SDXL, SDXL-Turbo) StableDiffusion3Pipeline (SD3, SD3.5) and FluxPipeline (FLUX.1)"
     )
 
 

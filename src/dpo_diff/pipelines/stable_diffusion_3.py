@@ -30,16 +30,19 @@ from .stable_diffusion import Conditioning, TokenMixture
 from .stable_diffusion_xl import StableDiffusionXLModel
 
 
-def calculate_shift(seq_len: int, config) -> float:
+def calculate_shift(seq_len: int, config, max_shift_default: float = 1.16) -> float:
     """diffusers' resolution-dependent shift mu (linear in the image's token count)."""
     base_len, max_len = config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096)
-    base_shift, max_shift = config.get("base_shift", 0.5), config.get("max_shift", 1.16)
+    base_shift, max_shift = config.get("base_shift", 0.5), config.get("max_shift", max_shift_default)
     m = (max_shift - base_shift) / (max_len - base_len)
     return seq_len * m + base_shift - m * base_len
 
 
 class StableDiffusion3Model(FlowMatchingModel):
     """The generator side of DPO-Diff for a ``StableDiffusion3Pipeline``."""
+
+    #: what dpo-diff runs by default: the pipeline's own defaults
+    run_defaults = {"steps": 28, "guidance": 7.0}
 
     # CLIP-G's padding and the filler token: as in SDXL's second encoder
     pad_token_id_2 = StableDiffusionXLModel.pad_token_id_2
