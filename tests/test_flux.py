@@ -185,3 +185,15 @@ def test_flux_attack_and_batch_from_the_cli(tmp_path):
         assert store.counts() == {"done": 2}
     finally:
         store.close()
+
+
+def test_flux_random_is_the_published_flux_schnell_architecture():
+    """Built on the meta device (no memory): parameter counts of FLUX.1-schnell's parts."""
+    from dpo_diff.models.presets import build_preset_pipeline
+
+    pipe = build_preset_pipeline("flux-random", device="meta")
+    count = {k: sum(p.numel() for p in getattr(pipe, k).parameters()) / 1e9
+             for k in ("transformer", "text_encoder", "text_encoder_2")}
+    assert abs(count["transformer"] - 11.89) < 0.01  # 19 double + 38 single blocks
+    assert abs(count["text_encoder"] - 0.123) < 0.01 and abs(count["text_encoder_2"] - 4.80) < 0.05
+    assert not pipe.transformer.config.guidance_embeds  # schnell

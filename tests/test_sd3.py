@@ -235,3 +235,15 @@ def test_sd3_attack_and_batch_from_the_cli(tmp_path):
         assert store.counts() == {"done": 2}
     finally:
         store.close()
+
+
+def test_sd35_random_is_the_published_sd35_medium_architecture():
+    """Built on the meta device (no memory): parameter counts of SD3.5 medium's parts."""
+    from dpo_diff.models.presets import build_preset_pipeline
+
+    pipe = build_preset_pipeline("sd35-random", device="meta")
+    count = {k: sum(p.numel() for p in getattr(pipe, k).parameters()) / 1e9
+             for k in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3")}
+    assert abs(count["transformer"] - 2.243) < 0.01  # MMDiT-X, 24 blocks, 13 with dual attention
+    assert abs(count["text_encoder"] - 0.124) < 0.01 and abs(count["text_encoder_2"] - 0.695) < 0.01  # CLIP-L, -G
+    assert abs(count["text_encoder_3"] - 4.80) < 0.05  # T5-XXL encoder
