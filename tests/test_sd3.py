@@ -247,3 +247,34 @@ def test_sd35_random_is_the_published_sd35_medium_architecture():
     assert abs(count["transformer"] - 2.243) < 0.01  # MMDiT-X, 24 blocks, 13 with dual attention
     assert abs(count["text_encoder"] - 0.124) < 0.01 and abs(count["text_encoder_2"] - 0.695) < 0.01  # CLIP-L, -G
     assert abs(count["text_encoder_3"] - 4.80) < 0.05  # T5-XXL encoder
+
+
+@pytest.mark.parametrize("steps,k", [(1, 1), (2, 2)])
+def test_few_step_use_like_sd35_large_turbo(sd3, steps, k):
+    """No guidance, a few steps: the shortcut covering every step is the full gradient, and at one step a
+    one-hot choice's shortcut loss is what an evaluation of it scores (x0 = x_t - s v is the last Euler step)."""
+    from dpo_diff.problem import Problem
+
+    model = sd3.model
+    space = build_space(PROMPT, "synonym", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    sampling = SamplingConfig((0,), steps=steps, guidance=0.0)
+    objective = ClipLoss(sd3.scorer, PROMPT)
+    grads, losses = [], []
+    for estimator in (ShortcutEstimator(k), FullEstimator()):
+        relaxed = RelaxedChoice(tspace.mask)
+        weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(1))
+        loss = estimator.loss(model, sampling, objective, lambda: encode_relaxed(model, tspace, weights), 25)
+        (g,) = torch.autograd.grad(loss, relaxed.logits)
+        grads.append(g)
+        losses.append(loss.detach())
+    assert torch.allclose(losses[0], losses[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-7)
+    assert grads[0].abs().sum() > 0
+    if steps == 1:
+        choice = tuple(n - 1 for n in space.sizes)
+        weights = one_hot(space, choice, tspace.mask.shape[1])
+        with torch.no_grad():
+            relaxed_loss = ShortcutEstimator(1).loss(model, sampling, objective,
+                                                     lambda: encode_relaxed(model, tspace, weights), 25)
+        ((_, scored),) = Problem(model, space, objective, sampling).evaluate([choice])
+        assert float(relaxed_loss) == pytest.approx(scored, abs=1e-5)
