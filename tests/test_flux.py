@@ -15,12 +15,25 @@ from dpo_diff.estimators import FullEstimator, ShortcutEstimator
 from dpo_diff.objectives import ClipLoss
 from dpo_diff.pipelines import TokenMixture, make_model
 from dpo_diff.pipelines.flux import FluxModel
-from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, tokenize_space
+from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
 from dpo_diff.relaxation_t5 import t5_coverage
 from dpo_diff.sampling import SamplingConfig
 from dpo_diff.spaces import build_space
 
 PROMPT = "a big red cat on the left"
+
+
+# A user-file space (deterministic): "big" and "cat" have words of one T5 piece each in tiny-*'s
+# T5 vocabulary, "red" has "reddish" (one CLIP token, two T5 pieces: "▁red" "dish").
+USER_SPACE = {"synonym": {"big": ["large", "huge", "massive"], "red": ["maroon", "reddish", "ruby"],
+                          "cat": ["kitty", "feline"]}}
+
+
+@pytest.fixture(scope="module")
+def user_space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "space.json"
+    path.write_text(json.dumps(USER_SPACE))
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +112,26 @@ def test_relaxation_is_exact_for_random_choices_in_every_encoder(flux):
     assert all(v >= 100 for v in checked.values()), checked
 
 
-def test_two_vocabularies_on_flux(flux):
+def test_two_vocabularies_on_flux(flux, user_space):
+    """A slot with a word of several T5 pieces is not mixed in T5, and its one-hot choices stay exact."""
     model = flux.model
-    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
+    space = build_space(PROMPT, "synonym", source=user_space, token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
     coverage = t5_coverage(model, tspace)
-    assert "mixed" in coverage.values()
-    assert any("not one T5 piece" in how for how in coverage.values())
+    assert coverage["big"] == coverage["cat"] == "mixed" and "not one T5 piece" in coverage["red"], coverage
+    j = next(i for i, s in enumerate(space.slots) if s.label == "red")
+    for c in range(len(space.slots[j].candidates)):
+        choice = list(space.initial_choice)
+        choice[j] = c
+        cond, _ = encode_relaxed(model, tspace, one_hot(space, tuple(choice), tspace.mask.shape[1]))
+        real = model.encode([space.render(tuple(choice))[0]])
+        assert torch.equal(cond.embeds, real.embeds) and torch.equal(cond.pooled, real.pooled)
 
 
 @pytest.mark.parametrize("estimator", [ShortcutEstimator(1), FullEstimator(checkpoint=True)])
-def test_gradients_reach_the_logits_through_each_encoder(flux, estimator):
+def test_gradients_reach_the_logits_through_each_encoder(flux, estimator, user_space):
     model = flux.model
-    space = build_space(PROMPT, "synonym", token_ids=model.word_token_ids)
+    space = build_space(PROMPT, "synonym", source=user_space, token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
     assert t5_coverage(model, tspace)["big"] == "mixed"
     relaxed = RelaxedChoice(tspace.mask)
@@ -174,8 +194,8 @@ def test_flux_attack_and_batch_from_the_cli(tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a red cat\na blue dog on the left\n")
     res = runner.invoke(app, [
-        "run", str(prompts), "--model", "tiny-flux", "--space", "synonym", "--steps", "2", "--budget", "30",
-        "--out", str(tmp_path / "b"),
+        "run", str(prompts), "--model", "tiny-flux", "--true-cfg", "2", "--steps", "2", "--budget", "30",
+        "--out", str(tmp_path / "b"),  # the default enhance space: negative prompts, through true CFG
     ])
     assert res.exit_code == 0, res.output
     from dpo_diff.batch import ResultStore
@@ -183,6 +203,7 @@ def test_flux_attack_and_batch_from_the_cli(tmp_path):
     store = ResultStore.open_existing(tmp_path / "b")
     try:
         assert store.counts() == {"done": 2}
+        assert store.config()["guidance"] == 2.0
     finally:
         store.close()
 

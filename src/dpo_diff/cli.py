@@ -326,6 +326,7 @@ def run_command(
     eval_seeds: EvalSeeds = "4",
     steps: Steps = None,
     guidance: Guidance = None,
+    true_cfg: TrueCfg = None,
     seed: Seed = 0,
     source: Source = "wordnet",
     estimator: EstimatorOpt = "shortcut",
@@ -352,6 +353,11 @@ def run_command(
     """
     _quiet_libraries()
     from rich.progress import TimeRemainingColumn
+
+    if true_cfg is not None:  # FLUX's name for the guidance scale: stored as the run's guidance
+        if guidance is not None and guidance != true_cfg:
+            _fail("--true-cfg and --guidance both set the classifier-free guidance scale: give one")
+        guidance = true_cfg
 
     from .batch import load_prompts, run_batch
 
