@@ -293,3 +293,22 @@ def test_few_step_use_like_sd35_large_turbo(sd3, steps, k):
         model.meter = CostMeter()  # an unlimited meter (earlier runs leave theirs, spent, on the model)
         ((_, scored),) = Problem(model, space, objective, sampling).evaluate([choice])
         assert float(relaxed_loss) == pytest.approx(scored, abs=1e-5)
+
+
+def test_sd3_without_t5_conditions_on_zeros_like_the_pipeline(sd3):
+    """SD3 may be loaded without T5 (``text_encoder_3=None``, a memory saver): zeros in T5's place."""
+    from diffusers import StableDiffusion3Pipeline
+
+    components = {**sd3.model.pipe.components, "text_encoder_3": None, "tokenizer_3": None}
+    model = make_model(StableDiffusion3Pipeline(**components), "no-t5")
+    pe, npe, pooled, npooled = _pipeline_encode(model, PROMPT, "small, blurry")
+    cond, uncond = model.encode([PROMPT]), model.encode(["small, blurry"])
+    assert torch.equal(cond.embeds, pe) and torch.equal(uncond.embeds, npe) and torch.equal(cond.pooled, pooled)
+    assert not cond.embeds[:, CLIP_LEN:].any()
+    space = build_space(PROMPT, "synonym+nplib", token_ids=model.word_token_ids)
+    tspace = tokenize_space(space, model)
+    choice = tuple(n - 1 for n in space.sizes)
+    cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
+    positive, negative = space.render(choice)
+    assert torch.equal(cond.embeds, model.encode([positive]).embeds)
+    assert torch.equal(uncond.embeds, model.encode([negative]).embeds)
