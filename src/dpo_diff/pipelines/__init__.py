@@ -1,4 +1,7 @@
-"""Adapters between diffusers pipelines and DPO-Diff: one per pipeline family, one factory."""
+"""Adapters between diffusers pipelines and DPO-Diff: one per pipeline family, one factory.
+
+SD3 and FLUX (``stable_diffusion_3.py``, ``flux.py``, on ``flow_matching.py``) are imported when
+their pipeline is met, so SD-only use does not import them."""
 
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ def make_model(pipe, name: str = "model", meter: CostMeter | None = None) -> Sta
         return StableDiffusionModel(pipe, name, meter)
     raise ModelNotFoundError(
         f"'{name}' is a {type(pipe).__name__}; dpo-diff supports StableDiffusionPipeline (SD 1.x / 2.x, "
-        "SD-Turbo), StableDiffusionXLPipeline (SDXL, SDXL-Turbo) StableDiffusion3Pipeline (SD3, SD3.5) and FluxPipeline (FLUX.1)"
+        "SD-Turbo), StableDiffusionXLPipeline (SDXL, SDXL-Turbo), StableDiffusion3Pipeline (SD3, SD3.5) "
+        "and FluxPipeline (FLUX.1)"
     )
 
 
