@@ -151,6 +151,13 @@ def _t5_gradient_by_slot(model, tspace, space):
     return weights.grad
 
 
+def test_gpo_records_the_slots_t5_does_not_mix(sd3, user_space):
+    result = dpo_diff.attack(PROMPT, model=sd3, solver="gpo", space="synonym", source=user_space, budget=60,
+                             seeds=1, steps=2, iterations=1, eval_seeds=0, min_similarity=0)
+    (entry,) = [h for h in result.to_dict()["history"] if h["phase"] == "t5"]
+    assert set(entry["not_mixed"]) == {"red"} and "not one T5 piece" in entry["not_mixed"]["red"]
+
+
 def test_t5_gradient_reaches_mixed_slots_only(sd3, user_space):
     model = sd3.model
     space = build_space(PROMPT, "synonym+nplib", source=user_space, token_ids=model.word_token_ids)
