@@ -221,7 +221,6 @@ def test_pooled_embedding_reaches_the_transformer(sd3):
 
 @pytest.mark.parametrize("solver", ["random", "epo", "gpo", "hybrid"])
 def test_every_solver_enhances_on_sd3(sd3, solver):
-    before = sd3.model.meter
     result = dpo_diff.enhance(PROMPT, model=sd3, solver=solver, budget=100, seeds=1, steps=2, iterations=2,
                               eval_seeds=0)
     assert result.cost <= 100
@@ -229,7 +228,7 @@ def test_every_solver_enhances_on_sd3(sd3, solver):
     assert result.model == "tiny-sd3"
     phases = {h["phase"] for h in result.to_dict()["history"]}
     assert ("gradient" in phases) == (solver in ("gpo", "hybrid")), phases  # GPO's grad steps ran
-    assert sd3.model.meter is not before and sd3.model.meter.used > 0  # transformer calls were counted
+    assert result.cost_breakdown["counts"]["unet"] > 0  # transformer calls were counted (on the run's own meter)
 
 
 def test_sd3_attack_and_batch_from_the_cli(tmp_path):
