@@ -1,8 +1,9 @@
-"""GPU cost of DPO-Diff on SD-1.5- and SDXL-sized models, built from their published configs
-with seeded random weights (cost does not depend on the weights: nothing is downloaded).
+"""GPU cost of DPO-Diff on SD-1.5-, SDXL-, SD3.5-medium- and FLUX.1-schnell-sized models, built from
+their published configs with seeded random weights (cost does not depend on the weights: nothing is
+downloaded). FLUX rows run as schnell is run: no classifier-free guidance, the synonym space.
 
 For each model it measures, at the model's native resolution (512 px SD-1.5, 1024 px SDXL) in
-fp16 unless told otherwise:
+fp16 unless told otherwise (1024 px for SD3.5 and FLUX):
   - one gradient iteration of the shortcut estimator at several step counts, and of the full
     estimator without and with checkpointing (rows that run out of memory say "OOM"),
   - one EPO generation (``--population`` candidates) evaluated batched vs one at a time,
@@ -17,9 +18,11 @@ default processor), sampling without autograd, VAE decoding in slices of 8 image
 candidate evaluation (``--eval-batch``). The SD-1.5 preset samples with DDIM (the release ships
 PNDM, which makes one more UNet call per run).
 
-    python benchmarks/gpu_cost.py --device cuda                       # SD-1.5 512 px and SDXL 1024 px
+    python benchmarks/gpu_cost.py --device cuda                       # SD-1.5 512 px, SDXL, SD3.5, FLUX 1024 px
     python benchmarks/gpu_cost.py --device cuda --models sd15 --steps 20,50
-    python benchmarks/gpu_cost.py --quick                             # CPU: SD-1.5 config at 64 px, tiny-sdxl
+    python benchmarks/gpu_cost.py --device cuda --models sd35,flux --steps 4,28 --full-steps 4
+    python benchmarks/gpu_cost.py --quick                             # CPU: SD-1.5 config at 64 px, tiny-sdxl,
+                                                                      #      tiny-sd3, tiny-flux
 """
 
 from __future__ import annotations
@@ -49,8 +52,14 @@ from dpo_diff.sampling import SamplingConfig  # noqa: E402
 from dpo_diff.spaces import build_space  # noqa: E402
 
 PROMPT = "a red car parked on a quiet street"
-MODELS = {"sd15": "sd15-random", "sdxl": "sdxl-random"}
-QUICK_MODELS = {"sd15": ("sd15-random", 64), "sdxl": ("tiny-sdxl", None)}
+MODELS = {"sd15": "sd15-random", "sdxl": "sdxl-random", "sd35": "sd35-random", "flux": "flux-random"}
+QUICK_MODELS = {"sd15": ("sd15-random", 64), "sdxl": ("tiny-sdxl", None), "sd35": ("tiny-sd3", None),
+                "flux": ("tiny-flux", None)}
+# FLUX.1-schnell runs without classifier-free guidance: one transformer pass per step, the prompt's
+# own words (synonym space) since a negative prompt does not act; the others as usual (guidance 7.5,
+# negative-prompt space).
+GUIDANCE = {"flux": 1.0}
+SPACE = {"flux": "synonym"}
 
 
 class Meter:
@@ -82,9 +91,9 @@ def _oom(err: BaseException) -> bool:
     return isinstance(err, torch.cuda.OutOfMemoryError) or any(sign in str(err).lower() for sign in OOM_SIGNS)
 
 
-def gradient_row(engine, tspace, objective, estimator, steps: int, t: int, repeats: int) -> dict:
+def gradient_row(engine, tspace, objective, estimator, steps: int, t: int, repeats: int, guidance: float = 7.5) -> dict:
     model = engine.model
-    sampling = SamplingConfig((0,), steps=steps, guidance=7.5)
+    sampling = SamplingConfig((0,), steps=steps, guidance=guidance)
     runs = []
     for _ in range(repeats + (1 if repeats > 1 else 0)):  # the first of several runs warms up
         model.meter = CostMeter()
@@ -103,11 +112,12 @@ def gradient_row(engine, tspace, objective, estimator, steps: int, t: int, repea
     }
 
 
-def generation_row(engine, space, objective, steps: int, population: int, batch: int, warm_up: bool = True) -> dict:
+def generation_row(engine, space, objective, steps: int, population: int, batch: int, warm_up: bool = True,
+                   guidance: float = 7.5) -> dict:
     """One EPO generation: ``population`` new candidates evaluated ``batch`` at a time."""
     model = engine.model
     model.meter = CostMeter()
-    sampling = SamplingConfig((0,), steps=steps, guidance=7.5, timesteps=model.timestep_count(steps))
+    sampling = SamplingConfig((0,), steps=steps, guidance=guidance, timesteps=model.timestep_count(steps))
     problem = Problem(model, space, objective, sampling, eval_batch_size=batch, seed=1)
     choices = list(dict.fromkeys(problem.random_choice() for _ in range(population * 4)))[:population]
     if warm_up:
@@ -119,9 +129,10 @@ def generation_row(engine, space, objective, steps: int, population: int, batch:
     return {"seconds": m.seconds, "peak_mib": m.peak_mib, "unet_passes": model.meter.used, "candidates": len(choices)}
 
 
-def run_row(engine, solver: str, steps: int, budget: int) -> dict:
+def run_row(engine, solver: str, steps: int, budget: int, guidance: float = 7.5, space: str = "antonym+nplib") -> dict:
     with Meter(engine.model.device) as m:
-        result = dpo_diff.enhance(PROMPT, model=engine, solver=solver, steps=steps, budget=budget, seeds=1)
+        result = dpo_diff.enhance(PROMPT, model=engine, solver=solver, steps=steps, budget=budget, seeds=1,
+                                  guidance=guidance, space=space)
     return {"seconds": m.seconds, "peak_mib": m.peak_mib, "unet_passes": result.cost}
 
 
@@ -133,7 +144,8 @@ def measure(name: str, preset: str, resolution: int | None, args, dtype: torch.d
         model.set_resolution(resolution)
     print(f"# {name}: {preset} at {model.height}px, {str(dtype).replace('torch.', '')}, "
           f"built in {time.perf_counter() - started:.0f} s", flush=True)
-    space = build_space(PROMPT, "antonym+nplib", token_ids=model.word_token_ids)
+    guidance, kind = GUIDANCE.get(name, 7.5), SPACE.get(name, "antonym+nplib")
+    space = build_space(PROMPT, kind, token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
     objective = ClipLoss(engine.scorer, PROMPT)
     rows: list[dict] = []
@@ -151,17 +163,19 @@ def measure(name: str, preset: str, resolution: int | None, args, dtype: torch.d
         print("  " + format_row(row), flush=True)
 
     for steps in args.steps:
-        add("shortcut grad", steps, lambda: gradient_row(engine, tspace, objective, ShortcutEstimator(1), steps, args.t, args.repeats))
+        add("shortcut grad", steps, lambda: gradient_row(engine, tspace, objective, ShortcutEstimator(1), steps, args.t, args.repeats, guidance))
     for steps in args.full_steps:
-        add("full grad", steps, lambda: gradient_row(engine, tspace, objective, FullEstimator(), steps, args.t, args.repeats))
+        add("full grad", steps, lambda: gradient_row(engine, tspace, objective, FullEstimator(), steps, args.t, args.repeats, guidance))
         add("full grad (checkpoint)", steps,
-            lambda: gradient_row(engine, tspace, objective, FullEstimator(checkpoint=True), steps, args.t, args.repeats))
+            lambda: gradient_row(engine, tspace, objective, FullEstimator(checkpoint=True), steps, args.t, args.repeats,
+                                 guidance))
     add(f"EPO generation, batch {args.eval_batch}", args.eval_steps,
-        lambda: generation_row(engine, space, objective, args.eval_steps, args.population, args.eval_batch, not args.quick))
+        lambda: generation_row(engine, space, objective, args.eval_steps, args.population, args.eval_batch, not args.quick,
+                               guidance))
     add("EPO generation, one at a time", args.eval_steps,
-        lambda: generation_row(engine, space, objective, args.eval_steps, args.population, 1, not args.quick))
+        lambda: generation_row(engine, space, objective, args.eval_steps, args.population, 1, not args.quick, guidance))
     for solver in ("epo", "hybrid"):
-        add(f"{solver} run, budget {args.budget}", args.eval_steps, lambda: run_row(engine, solver, args.eval_steps, args.budget))
+        add(f"{solver} run, budget {args.budget}", args.eval_steps, lambda: run_row(engine, solver, args.eval_steps, args.budget, guidance, kind))
     del engine, model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -177,7 +191,7 @@ def format_row(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="sd15,sdxl", help="sd15, sdxl or both")
+    parser.add_argument("--models", default="sd15,sdxl,sd35,flux", help="any of sd15, sdxl, sd35, flux (comma-separated)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default: fp16 on GPU, fp32 on CPU")
     parser.add_argument("--resolution", type=int, default=None, help="default: the model's (512 / 1024)")
@@ -189,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=4000, help="UNet passes of each whole run")
     parser.add_argument("--t", type=int, default=25, help="t_i of the shortcut, out of 50")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="CPU smoke run: 64 px SD-1.5 config, tiny-sdxl, 2-4 steps")
+    parser.add_argument("--quick", action="store_true", help="CPU smoke run: 64 px SD-1.5 config, tiny-sdxl, tiny-sd3, tiny-flux, 2-4 steps")
     parser.add_argument("--json", default="benchmarks/results/gpu_cost.json")
     args = parser.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",") if x.strip()]  # noqa: E731
@@ -209,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
     if unknown:
-        parser.error(f"unknown model {unknown[0]!r}: use sd15, sdxl")
+        parser.error(f"unknown model {unknown[0]!r}: use sd15, sdxl, sd35, flux")
 
     where = str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     print(f"DPO-Diff cost on {where}; peak = max GPU memory allocated in the row (GiB)")

@@ -45,12 +45,12 @@ def test_world_study_quick(tmp_path, monkeypatch, capsys):
 
 
 def test_gpu_cost_benchmark_quick(tmp_path, monkeypatch, capsys):
-    """CPU smoke run: the SD-1.5 config (random weights) at 64 px and tiny-sdxl, every row kind."""
+    """CPU smoke run: the SD-1.5 config (random weights) at 64 px, tiny-sdxl, tiny-sd3 and tiny-flux, every row kind."""
     out = tmp_path / "gpu_cost.json"
     _run_script(monkeypatch, "gpu_cost", "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     rows = data["rows"]
-    for model in ("sd15", "sdxl"):
+    for model in ("sd15", "sdxl", "sd35", "flux"):
         mine = [r for r in rows if r["model"] == model]
         whats = {r["what"] for r in mine}
         assert {"shortcut grad", "full grad", "full grad (checkpoint)", "EPO generation, one at a time"} <= whats

@@ -84,8 +84,9 @@ def optimize(
 
     if engine is None:
         engine = load_for(cfg)
-    guidance = cfg.guidance if cfg.guidance is not None else engine.default_guidance
-    check_guidance(space_kind, parts, guidance)
+    guidance = cfg.effective_guidance()
+    guidance = engine.default_guidance if guidance is None else guidance
+    check_guidance(space_kind, parts, guidance, cfg.guidance_option(getattr(engine.model, "guidance_option", "--guidance")))
     objective = engine.objective(spec.name, prompt, None if spec.engine_scorer else cfg.scorer)
     sampling = _sampling(engine, prompt, seed_list, cfg.steps or engine.default_steps, guidance)
     search_space = build_space(prompt, space_kind, cfg.source, cfg.nplib_size, llm or cfg.llm(),

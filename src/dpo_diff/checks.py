@@ -98,10 +98,10 @@ def parse_kind(kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
-def check_guidance(space_kind: str, parts: Sequence[str], guidance: float) -> None:
+def check_guidance(space_kind: str, parts: Sequence[str], guidance: float, option: str = "--guidance") -> None:
     """Negative-prompt spaces need classifier-free guidance (few-step models run without it)."""
     if any(p in parts for p in NEGATIVE_PROMPT_PARTS) and guidance <= 1.0:
         raise DpoDiffError(
             f"the '{space_kind}' space optimizes the negative prompt, which only acts with "
-            f"classifier-free guidance (guidance {guidance:g} here): use --guidance above 1 or --space synonym"
+            f"classifier-free guidance (guidance {guidance:g} here): use {option} above 1 or --space synonym"
         )

@@ -59,6 +59,9 @@ class RunConfig:
     steps: int | None = option(None, "Sampling steps (default: 50; 20 for presets).")
     guidance: float | None = option(
         None, "Classifier-free guidance scale (default: 7.5; the model's own for few-step presets).")
+    true_cfg: float | None = option(
+        None, "FLUX: true classifier-free guidance with the negative prompt (default 1: off); the same scale as "
+        "--guidance for other models.", stored=False)
     seed: int = option(0, "Seed of the search itself (sampling, mutations).")
     source: str = option("wordnet", "Where substitutes come from: wordnet | llm | PATH.json")
     estimator: str = option("shortcut", "shortcut | full | full-checkpoint", flag="--estimator")
@@ -113,14 +116,24 @@ class RunConfig:
             raise DpoDiffError(f"--iterations must be at least 0, not {self.iterations}")
         if not 0.0 <= self.min_similarity <= 1.0:
             raise DpoDiffError(f"--min-similarity {self.min_similarity:g}: give a cosine in [0, 1] (0 turns it off)")
-        if self.guidance is not None and self.guidance < 0:
-            raise DpoDiffError(f"--guidance must be at least 0, not {self.guidance:g}")
+        if self.guidance is not None and self.true_cfg is not None and self.guidance != self.true_cfg:
+            raise DpoDiffError("--true-cfg and --guidance both set the classifier-free guidance scale: give one")
+        if self.effective_guidance() is not None and self.effective_guidance() < 0:
+            raise DpoDiffError(f"--guidance must be at least 0, not {self.effective_guidance():g}")
         parts = parse_kind(self.space_kind(task_.name))
         if task_.name == "attack" and parts != ("synonym",):
             raise DpoDiffError("an attack keeps the prompt's meaning: use --space synonym")
-        if self.guidance is not None:
-            check_guidance(self.space_kind(task), parts, self.guidance)
+        if self.effective_guidance() is not None:
+            check_guidance(self.space_kind(task), parts, self.effective_guidance(), self.guidance_option())
         resolve_eval_seeds(self.eval_seeds, parse_seeds(self.seeds))
+
+    def effective_guidance(self) -> float | None:
+        """The guidance scale asked for (``--guidance``, or FLUX's name for it, ``--true-cfg``); None: the model's."""
+        return self.guidance if self.guidance is not None else self.true_cfg
+
+    def guidance_option(self, default: str = "--guidance") -> str:
+        """The option a message about guidance should name."""
+        return "--true-cfg" if self.true_cfg is not None else default
 
     def space_kind(self, task: str) -> str:
         return self.space or get_task(task).default_space
@@ -158,9 +171,10 @@ class RunConfig:
                 continue
             data[f.name] = _plain(getattr(self, f.name))
         data["space"] = self.space
+        data["guidance"] = self.effective_guidance()
         data["seeds"] = self.seed_list()
         data["eval_seeds"] = self.eval_seed_list()
-        if guidance is not None and self.guidance is None:
+        if guidance is not None and data["guidance"] is None:
             data["guidance"] = guidance
         if self.source == "llm":
             llm = llm or self.llm()

@@ -114,7 +114,7 @@ def measure_cost_ratios(model, scorer) -> tuple[float, float, dict]:
     cond = model.encode([""])
     meter, model.meter = model.meter, CostMeter()  # measuring is not part of any run's cost
     try:
-        unet = count_flops(lambda: model.unet(latents, t, **model.unet_kwargs(cond)))
+        unet = count_flops(lambda: model._unet(latents, t, cond))  # the adapter's own denoiser call
         decode = count_flops(lambda: model.decode(latents))
     finally:
         model.meter = meter

@@ -78,7 +78,7 @@ def load(
         scorer = str(Path(model).expanduser() / "scorer")
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip_scorer = ClipScorer.load(scorer_name, dev)
-    defaults = preset_defaults(model)
+    defaults = {**getattr(generator, "run_defaults", {}), **preset_defaults(model)}  # SD3 / FLUX: their own
     steps = defaults.get("steps", 20 if own_scorer else 50)
     return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", DEFAULT_GUIDANCE), scorer_name)
 
@@ -88,3 +88,15 @@ def load_for(config) -> Engine:
     model; it is the engine's own scorer only for the objective that uses it)."""
     spec = get_objective(config.objective)
     return load(config.model, scorer=config.scorer if spec.engine_scorer else None, device=config.device)
+
+
+def known_guidance(model: str) -> float | None:
+    """The guidance a run on ``model`` uses by default, when it is known without loading weights
+    (presets and bundled models); None for Hub ids and folders (their adapter decides on load)."""
+    if model in PRESETS:
+        from .pipelines import get_family
+
+        family = get_family(PRESETS[model].get("family", "sd"))
+        defaults = {**getattr(family.adapter, "run_defaults", {}), **preset_defaults(model)}
+        return defaults.get("guidance", DEFAULT_GUIDANCE)
+    return DEFAULT_GUIDANCE if model in bundled_models() else None

@@ -243,6 +243,8 @@ def _encode_layout(
     if negative and positions.numel() == 0:
         return model.encode([""])  # no word: the pipeline's own empty negative prompt (SDXL: zeros)
     mixture = TokenMixture(positions, tspace.candidate_ids[slots], words[slots])
+    if hasattr(model, "second_vocabulary"):  # T5 beside CLIP (SD3, FLUX): its own layout, see relaxation_t5
+        return model.encode_ids(ids, mixture, model.second_vocabulary(tspace, words, present, negative))
     return model.encode_ids(ids, mixture)
 
 

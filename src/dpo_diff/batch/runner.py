@@ -9,10 +9,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT_GUIDANCE, RunConfig, resolve_config
-from ..engine import Engine
+from ..config import RunConfig, resolve_config
+from ..engine import Engine, known_guidance
 from ..errors import DpoDiffError
-from ..models import default_model, preset_defaults
+from ..models import default_model
 from ..objectives import get_objective
 from ..outputs import prepare_out_dir, write_files
 from ..spaces import LLMConfig
@@ -75,8 +75,8 @@ def run_batch(
         model = model or cfg.model or default_model()
         model_name = model.name if isinstance(model, Engine) else model
         cfg = cfg.replace(model=model_name)
-        guidance = preset_defaults(model_name).get("guidance", DEFAULT_GUIDANCE)  # as optimize() resolves it
-        config = {**cfg.stored(task, guidance=guidance, llm=llm), "filter": filter}
+        # the guidance optimize() will use, when known before loading (else stored as null: the model's own)
+        config = {**cfg.stored(task, guidance=known_guidance(model_name), llm=llm), "filter": filter}
         store = ResultStore(folder, config=config)
         objective = get_objective(cfg.objective)  # the configuration is stored before any prompt runs
         prepare_image_dir(folder)

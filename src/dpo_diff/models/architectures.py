@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .architectures_flow import FLOW_ARCHITECTURES
 from .clip_bpe import VOCAB_SIZE
 
 _CLIP_TOKENS = {"vocab_size": VOCAB_SIZE, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
@@ -215,3 +216,6 @@ ARCHITECTURES["sdxl-random"] = {
                   "class": "EulerDiscreteScheduler", "timestep_spacing": "leading"},
     "scorer": _CLIP_B32_SCORER,
 }
+
+# SD3 / SD3.5 and FLUX.1 (transformer denoisers, flow matching): see architectures_flow.py
+ARCHITECTURES.update({name: {"scorer": _CLIP_B32_SCORER, **cfg} for name, cfg in FLOW_ARCHITECTURES.items()})

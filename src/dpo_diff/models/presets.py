@@ -16,6 +16,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from ..pipelines import get_family
 from .architectures import ARCHITECTURES
+from .architectures_flow import FLOW_RUN_DEFAULTS
 
 PRESETS: dict[str, dict[str, Any]] = ARCHITECTURES  # every architecture is a preset of the same name
 
@@ -23,6 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = ARCHITECTURES  # every architecture is a pr
 # SDXL-Turbo runs 1 step without guidance.
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny-sdxl-turbo": {"steps": 1, "guidance": 0.0},
+    **FLOW_RUN_DEFAULTS,
 }
 
 

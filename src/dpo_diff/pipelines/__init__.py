@@ -43,6 +43,8 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("sd", "StableDiffusionPipeline", "dpo_diff.pipelines.stable_diffusion", "SD 1.x / 2.x, SD-Turbo"),
     Family("sdxl", "StableDiffusionXLPipeline", "dpo_diff.pipelines.stable_diffusion_xl", "SDXL, SDXL-Turbo"),
+    Family("sd3", "StableDiffusion3Pipeline", "dpo_diff.pipelines.stable_diffusion_3", "SD3, SD3.5"),
+    Family("flux", "FluxPipeline", "dpo_diff.pipelines.flux", "FLUX.1 schnell / dev"),
 )}
 
 

@@ -253,7 +253,8 @@ class StableDiffusionModel:
     ) -> Tensor:
         """Images for ``len(cond)`` prompts x ``len(seeds)`` seeds (prompt-major), in [0, 1]."""
         n = len(cond)
-        latents = self.initial_latents(seeds).repeat(n, 1, 1, 1)
+        latents = self.initial_latents(seeds)
+        latents = latents.repeat(n, *[1] * (latents.dim() - 1))  # (B, C, H, W), or FLUX's packed (B, L, D)
         scheduler = self.make_scheduler(steps)
         latents = latents * scheduler.init_noise_sigma
         cond = cond.repeat(len(seeds))

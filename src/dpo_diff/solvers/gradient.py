@@ -64,6 +64,10 @@ class GradientSolver:
         """The gradient phase: the learned distribution over the space."""
         model = problem.model
         tspace = tokenize_space(problem.space, model)
+        if hasattr(model, "second_vocabulary"):  # SD3 / FLUX: record the slots T5 reads as text, not as a mixture
+            from ..relaxation_t5 import t5_coverage
+
+            problem.log("t5", not_mixed={k: v for k, v in t5_coverage(model, tspace).items() if v != "mixed"})
         relaxed = RelaxedChoice(tspace.mask)
         if self.style == "authors":
             with torch.no_grad():
