@@ -99,8 +99,8 @@ def optimize(
     budget = cfg.budget if cfg.budget is not None else DEFAULT_EVALUATIONS * sampling.passes()
     if budget < eval_cost:
         raise BudgetError(
-            f"--budget {budget} cannot pay for one evaluation ({eval_cost:.4g} UNet-pass equivalents: "
-            f"{len(seed_list)} seed(s) x {sampling.timesteps} UNet steps{' x 2 for guidance' if sampling.guided else ''}"
+            f"--budget {budget} cannot pay for one evaluation ({eval_cost:.4g} denoiser-pass equivalents: "
+            f"{len(seed_list)} seed(s) x {sampling.timesteps} denoiser steps{' x 2 for guidance' if sampling.guided else ''}"
             f", plus decoding and scoring {meter.image_cost(1):.3g} per image)"
         )
     constraint = None
@@ -229,7 +229,7 @@ def enhance(prompt: str, config: RunConfig | None = None, **options: Any) -> Opt
     """Find a prompt / negative prompt that makes the model draw ``prompt`` better (lower CLIP loss).
 
     Defaults: the ``antonym+nplib`` negative-prompt space, the hybrid solver, the shortcut
-    gradient, 40 evaluations' worth of UNet passes. Options as in :class:`RunConfig`.
+    gradient, 40 evaluations' worth of denoiser passes. Options as in :class:`RunConfig`.
     """
     return optimize("enhance", prompt, config, **options)
 

@@ -250,11 +250,11 @@ def plot(report: dict, path: Path) -> Path:
             axes[0][1].errorbar(x, [100 * s[faith] for s in cells], yerr=[100 * s[faith + "_sem"] for s in cells],
                                 **style)
     where = "held-out seeds" if held else "search seeds"
-    axes[0][0].set_xlabel("budget (UNet-pass equivalents)")
+    axes[0][0].set_xlabel("budget (denoiser-pass equivalents)")
     axes[0][0].set_ylabel(f"mean CLIP loss change, {where} (task direction)")
     axes[0][0].legend(fontsize=7)
     if has_judge:
-        axes[0][1].set_xlabel("budget (UNet-pass equivalents)")
+        axes[0][1].set_xlabel("budget (denoiser-pass equivalents)")
         axes[0][1].set_ylabel(f"judged faithfulness of best images, {where} (%)")
     fig.suptitle(f"{report['task']} on {report['model']}")
     fig.tight_layout()

@@ -50,7 +50,7 @@ class RunConfig:
     objective: str = option(
         "clip", "What the search optimizes: clip (spherical CLIP distance, the paper's) or pickscore "
         "(a preference model); see README.")
-    budget: int | None = option(None, "UNet forward passes to spend (default: 40 evaluations' worth).")
+    budget: int | None = option(None, "denoiser forward passes to spend (default: 40 evaluations' worth).")
     seeds: int | str | tuple[int, ...] = option("1", "Image seeds: a count (2 means 0,1) or a list (3,7).",
                                                 cli_type=str)
     eval_seeds: int | str | tuple[int, ...] | None = option(
@@ -65,7 +65,7 @@ class RunConfig:
     seed: int = option(0, "Seed of the search itself (sampling, mutations).")
     source: str = option("wordnet", "Where substitutes come from: wordnet | llm | PATH.json")
     estimator: str = option("shortcut", "shortcut | full | full-checkpoint", flag="--estimator")
-    k: int = option(1, "Grad UNet steps of the shortcut estimator.", flag="--k")
+    k: int = option(1, "Grad denoiser steps of the shortcut estimator.", flag="--k")
     schedule: str = option("step-15-2", "t_i schedule in 50-step units: step-A-B | rand-A-B | fix-N.")
     iterations: int = option(20, "Gradient iterations of gpo / hybrid.")
     gpo_style: str = option(
@@ -107,7 +107,7 @@ class RunConfig:
         task_ = get_task(task)
         get_objective(self.objective)
         if self.budget is not None and self.budget <= 0:
-            raise BudgetError(f"--budget must be a positive number of UNet passes, not {self.budget}")
+            raise BudgetError(f"--budget must be a positive number of denoiser passes, not {self.budget}")
         if self.steps is not None and self.steps < 1:
             raise DpoDiffError(f"--steps must be at least 1, not {self.steps}")
         if self.k < 1:

@@ -1,18 +1,21 @@
-"""Cost accounting in UNet-pass equivalents, the unit every solver is compared in.
+"""Cost accounting in denoiser-pass equivalents, the unit every solver is compared in.
 
-One *pass* is the UNet applied to one latent at one timestep: a classifier-free-guided step
+A denoiser pass is one call of the model's denoiser on one latent: the UNet of SD 1.x / 2.x and
+SDXL, the transformer of SD3 and FLUX. Budgets mean the same for every family.
+
+One *pass* is the denoiser applied to one latent at one timestep: a classifier-free-guided step
 is two passes (conditional and unconditional branch). A backward pass costs two forward
 passes of what it differentiates.
 
 The VAE decode and the objective's image model (the CLIP scorer) are counted too, in
-UNet-pass equivalents: their forward FLOPs for the loaded model at the run's resolution
-divided by one UNet pass's (see :func:`measure_cost_ratios`). On SD-1.5 at 512 px one decode
-is about 3 UNet passes, so a shortcut iteration's decode + backward is not the rounding
-error it would be at 64 px. Budgets (``--budget``) stay in UNet passes; what a run spends
+denoiser-pass equivalents: their forward FLOPs for the loaded model at the run's resolution
+divided by one denoiser pass's (see :func:`measure_cost_ratios`). On SD-1.5 at 512 px one decode
+is about 3 denoiser passes, so a shortcut iteration's decode + backward is not the rounding
+error it would be at 64 px. Budgets (``--budget``) stay in denoiser passes; what a run spends
 on decoding and scoring is drawn from the same budget, so a solver that decodes more
 (the gradient solvers: every shortcut iteration decodes with a backward) pays for it.
 
-Not counted: the text encoder (about 1-2 % of a UNet pass on SD-1.5, and the same for every
+Not counted: the text encoder (about 1-2 % of a denoiser pass on SD-1.5, and the same for every
 solver), and the held-out re-evaluation after the search, which is reported apart.
 """
 
@@ -29,9 +32,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CostMeter:
-    """Counts UNet-pass equivalents against an optional budget.
+    """Counts denoiser-pass equivalents against an optional budget.
 
-    ``decode_passes`` and ``score_passes`` are the UNet-pass equivalents of decoding and of
+    ``decode_passes`` and ``score_passes`` are the denoiser-pass equivalents of decoding and of
     scoring one image (0: not counted, as in a bare meter). ``counts`` keeps the number of
     forward calls per part (images for decode and score), backward passes apart.
     """
@@ -44,12 +47,12 @@ class CostMeter:
         ("unet", "unet_backward", "decode", "decode_backward", "score", "score_backward"), 0))
 
     def add_forward(self, n: int) -> None:
-        """``n`` UNet passes."""
+        """``n`` denoiser passes."""
         self.used += int(n)
         self.counts["unet"] += int(n)
 
     def add_backward(self, n_forward: int) -> None:
-        """The backward pass through ``n_forward`` UNet passes."""
+        """The backward pass through ``n_forward`` denoiser passes."""
         self.used += 2 * int(n_forward)
         self.counts["unet_backward"] += int(n_forward)
 
@@ -64,7 +67,7 @@ class CostMeter:
         self.counts["score_backward" if backward else "score"] += int(n_images)
 
     def image_cost(self, n_images: int, backward: bool = False) -> float:
-        """UNet-pass equivalents to decode and score ``n_images`` (forward, plus backward if asked)."""
+        """denoiser-pass equivalents to decode and score ``n_images`` (forward, plus backward if asked)."""
         return (3 if backward else 1) * n_images * (self.decode_passes + self.score_passes)
 
     @property
@@ -75,7 +78,7 @@ class CostMeter:
         return cost <= self.left + 1e-9
 
     def breakdown(self) -> dict:
-        """What was spent, per part, in UNet-pass equivalents, with the conversion used."""
+        """What was spent, per part, in denoiser-pass equivalents, with the conversion used."""
         d, s, c = self.decode_passes, self.score_passes, self.counts
         return {
             "unet": c["unet"] + 2 * c["unet_backward"],
@@ -101,7 +104,7 @@ _CACHE: dict[tuple, tuple[float, float, dict]] = {}
 
 
 def measure_cost_ratios(model, scorer) -> tuple[float, float, dict]:
-    """(decode, score) cost of one image in UNet passes, from measured FLOPs, and the raw GFLOPs.
+    """(decode, score) cost of one image in denoiser passes, from measured FLOPs, and the raw GFLOPs.
 
     Measured once per (model, scorer, resolution) with one latent / image of the run's size;
     the result is cached for the process.
@@ -120,7 +123,7 @@ def measure_cost_ratios(model, scorer) -> tuple[float, float, dict]:
         model.meter = meter
     image = torch.zeros(1, 3, model.height, model.width, device=model.device)
     score = count_flops(lambda: scorer.encode_images(image))
-    if unet <= 0:  # nothing counted (an exotic backend): count UNet passes only, and say so
+    if unet <= 0:  # nothing counted (an exotic backend): count denoiser passes only, and say so
         log.warning("could not measure the UNet's FLOPs: decode and scoring are not counted in the cost")
         result = (0.0, 0.0, {})
     else:

@@ -59,7 +59,7 @@ class Problem:
 
     @property
     def eval_cost(self) -> float:
-        """UNet-pass equivalents to evaluate one candidate over all seeds (sampling, decoding, scoring)."""
+        """denoiser-pass equivalents to evaluate one candidate over all seeds (sampling, decoding, scoring)."""
         return self.sampling.passes() + self.meter.image_cost(len(self.sampling.seeds))
 
     @property

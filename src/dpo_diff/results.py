@@ -13,7 +13,8 @@ from .spaces import SearchSpace
 from .task import get_task
 
 COST_UNIT = (
-    "UNet-pass equivalents: a guided step is 2 passes, a backward 2 per forward; "
+    "denoiser-pass equivalents (a UNet or transformer call on one latent): a guided step is 2 passes, a "
+    "backward 2 per forward; "
     "VAE decodes and scorer calls converted by their FLOPs (cost_breakdown)"
 )
 

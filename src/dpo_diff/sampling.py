@@ -10,7 +10,7 @@ class SamplingConfig:
     seeds: tuple[int, ...]
     steps: int
     guidance: float
-    # UNet calls the scheduler makes for ``steps`` (PNDM: steps + 1; Heun: 2 * steps - 1); None: steps
+    # denoiser calls the scheduler makes for ``steps`` (PNDM: steps + 1; Heun: 2 * steps - 1); None: steps
     timesteps: int | None = None
 
     @property
@@ -18,6 +18,6 @@ class SamplingConfig:
         return self.guidance > 1.0
 
     def passes(self, steps: int | None = None, n_prompts: int = 1) -> int:
-        """UNet passes to run ``steps`` steps (default: a whole run) for ``n_prompts`` prompts over all seeds."""
+        """denoiser passes to run ``steps`` steps (default: a whole run) for ``n_prompts`` prompts over all seeds."""
         steps = (self.timesteps or self.steps) if steps is None else steps
         return n_prompts * len(self.seeds) * steps * (2 if self.guided else 1)

@@ -245,7 +245,7 @@ def plot(runs, folder: Path) -> list[str]:
         if rows:
             grid, mean = _cost_curve(rows, task_sign(config))
             ax.plot(grid, mean, label=f"{config.get('solver', name)} ({name})")
-    _finish(plt, fig, ax, folder / "loss_vs_cost.png", "share of the budget spent (UNet passes)",
+    _finish(plt, fig, ax, folder / "loss_vs_cost.png", "share of the budget spent (denoiser passes)",
             "mean loss change (task direction)", "loss against cost")
     return ["loss_before_after.png", "loss_vs_cost.png"]
 

@@ -108,7 +108,7 @@ def write_report(folder: str | Path) -> Path:
 <th>mean change (search seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (search seeds)</th>
 <th>mean change (held-out seeds)</th><th>{'improved' if task == 'enhance' else 'broken'} (held-out seeds)</th>
 <th>judged (held-out, initial -> best)</th><th>flagged</th>
-<th>cost / prompt (UNet-pass equivalents)</th></tr></thead>
+<th>cost / prompt (denoiser-pass equivalents)</th></tr></thead>
 <tbody>{summary_rows}</tbody></table>
 <div class="plots">{''.join(f'<img src="{p}" alt="{p}">' for p in plots)}</div>
 <h2>Prompts</h2>

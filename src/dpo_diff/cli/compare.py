@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def compare_command(
     prompts: Annotated[str, typer.Argument(help="Prompt file (.txt, .jsonl, .csv).")],
     solvers: Annotated[str, typer.Option(help="Comma-separated solvers.")] = "random,epo,gpo,hybrid",
-    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in UNet passes.")] = "800,1600,3200",
+    budgets: Annotated[str, typer.Option(help="Comma-separated budgets in denoiser passes.")] = "800,1600,3200",
     spaces: Annotated[Optional[str], typer.Option(help="Comma-separated spaces (default: the task's).")] = None,
     task: Annotated[str, typer.Option(help="enhance | attack")] = "enhance",
     out_dir: Annotated[str, typer.Option("--out", help="Folder for compare.json, compare.md, compare.png.")] = "runs/compare",
@@ -32,7 +32,7 @@ def compare_command(
     config: RunConfig = RunConfig(),
 ) -> None:
     """Each solver (and space) at each budget on the same prompts and seeds: table + plot (+ judge on the world)."""
-    budget_list = ints("--budgets", budgets, "UNet passes")
+    budget_list = ints("--budgets", budgets, "denoiser passes")
     if search_seeds < 1:
         fail(f"--search-seeds must be at least 1, not {search_seeds}")
     space_list = [x.strip() for x in spaces.split(",")] if spaces else [None]
@@ -64,7 +64,7 @@ def compare_command(
                          f"{plural(len(solver_list), 'solver')} x {plural(len(budget_list), 'budget')}"
                          + (f" x {len(space_list)} spaces" if len(space_list) > 1 else "")
                          + (f" x {search_seeds} search seeds" if search_seeds > 1 else "")
-                         + f"), up to {passes:,} UNet passes plus held-out seeds; the time left shows after "
+                         + f"), up to {passes:,} denoiser passes plus held-out seeds; the time left shows after "
                          "the first run"), soft_wrap=True)
         engine = load_for(config)
         with progress:

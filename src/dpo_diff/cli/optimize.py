@@ -60,7 +60,7 @@ def _run(task: str, prompt: str, out_dir: str | None, overwrite: bool, config: R
     from .. import api
 
     progress = progress_display(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("UNet passes"),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("denoiser passes"),
         TextColumn("elapsed"), TimeElapsedColumn(),
     )
     bar = progress.add_task(f"{task}: loading", total=None)
@@ -115,7 +115,7 @@ def show_result(result, out_dir: str | None) -> None:
             row.append(f"{100 * judged[0 if name == 'initial' else 1]:.0f} %")
         table.add_row(*row)
     out.print(table)
-    spent = f"cost {result.cost:.0f}/{result.budget:.0f} UNet-pass equivalents"
+    spent = f"cost {result.cost:.0f}/{result.budget:.0f} denoiser-pass equivalents"
     if held is not None:
         spent += f" (+{held.cost:.0f} for {plural(len(held.seeds), 'held-out seed')})"
     out.print(

@@ -75,7 +75,7 @@ def evaluate_tables(rows: list[dict]) -> list[Table]:
              + ["n", "loss initial -> best", "change", "improved", "cost"])
     search = table(first, title="search seeds",
                    caption="change: in the task's direction (positive: better); improved: share of prompts (attack: "
-                           "broken), not counting those the world judge flags; cost: UNet-pass equivalents per prompt",
+                           "broken), not counting those the world judge flags; cost: denoiser-pass equivalents per prompt",
                    right=tuple(range(len(first) - 5, len(first))))
     for r in rows:
         search.add_row(*([escape(r["run"]), escape(str(r["solver"]))] + ([escape(r["source"])] if sources else [])

@@ -2,7 +2,7 @@
 
 For comparison with the shortcut. The chain is differentiated with deterministic DDIM
 updates on the pipeline's timestep grid, ending at the x0 estimate (the same path as
-DDIM up to its last step; for other schedulers the no-grad sampler and this chain differ). With ``checkpoint=True`` each UNet call
+DDIM up to its last step; for other schedulers the no-grad sampler and this chain differ). With ``checkpoint=True`` each denoiser call
 is recomputed in the backward pass, trading one more forward per step for memory that
 no longer holds every step's activations.
 """

@@ -1,8 +1,8 @@
 """The shortcut text gradient (DPO-Diff, Sec. 4.2).
 
-Sample without gradients from x_T down to step t_i, take ``k`` UNet steps with gradients,
+Sample without gradients from x_T down to step t_i, take ``k`` denoiser steps with gradients,
 estimate x0 in closed form, decode it with the VAE and score it. Memory and time do not
-grow with the number of sampling steps: only ``k`` UNet calls are differentiated.
+grow with the number of sampling steps: only ``k`` denoiser calls are differentiated.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ShortcutEstimator:
         return to_run_steps(t, sampling.steps, min(self.k, sampling.steps))
 
     def cost(self, t: int, sampling: SamplingConfig, meter: CostMeter | None = None) -> float:
-        """UNet-pass equivalents of one estimate at t_i = ``t`` (out of 50): no-grad part + k x (forward +
+        """denoiser-pass equivalents of one estimate at t_i = ``t`` (out of 50): no-grad part + k x (forward +
         backward), plus decoding and scoring each seed's image with a backward (when ``meter`` counts them)."""
         k = min(self.k, sampling.steps)
         images = meter.image_cost(len(sampling.seeds), backward=True) if meter is not None else 0.0

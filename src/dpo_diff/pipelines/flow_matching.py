@@ -15,7 +15,7 @@ so the copies we hand out get the identity and 1.0.
 :mod:`dpo_diff.relaxation` builds; T5 gets its own (:mod:`dpo_diff.relaxation_t5`), because
 its SentencePiece pieces are not CLIP's BPE tokens.
 
-Every transformer call is counted on the meter as one UNet pass.
+Every transformer call is counted on the meter as one denoiser pass.
 """
 
 from __future__ import annotations

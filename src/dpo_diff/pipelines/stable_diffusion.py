@@ -141,7 +141,7 @@ class StableDiffusionModel:
         return self._make_scheduler(steps)
 
     def timestep_count(self, steps: int) -> int:
-        """UNet calls the scheduler makes for ``steps`` steps (PNDM makes one more)."""
+        """denoiser calls the scheduler makes for ``steps`` steps (PNDM makes one more)."""
         return len(self.make_scheduler(steps).timesteps)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Solvers, all spending the same budget of UNet passes: random, epo, gpo, hybrid."""
+"""Solvers, all spending the same budget of denoiser passes: random, epo, gpo, hybrid."""
 
 from ..errors import DpoDiffError
 from .base import Solver, SolverOptions
