@@ -20,6 +20,18 @@ an empty SDXL negative prompt) bit for bit, for every choice; the presence gradi
 the change of conditioning that switching the slot on or off makes, which costs one extra
 no-grad text encoding per slot that can be empty.
 
+**What the relaxation cannot represent is held, not approximated.** A candidate of several
+tokens (carmine, "motor car") has no single embedding to mix, and a prompt word of several tokens
+(lanky) has no single position. A slot is *relaxed* over its representable candidates (one token,
+or empty) when its held candidate (the current choice: the user's word, or "nothing") and at
+least one other are representable; its multi-token candidates get no weight and no gradient. Any
+other slot is *held*: its current candidate is written as plain text in the token layout, so the
+encoding stays exactly the rendered text's for every one-hot choice over the relaxed candidates.
+GPO learns logits for the relaxed candidates only; the distribution it hands on
+(:meth:`RelaxedChoice.space_logits`) covers the whole space, giving every candidate it did not
+learn its starting logit (the prior: the original word's 1 and the others' 0 in the authors'
+style), so sampling, and the hybrid's evolution seeded from it, still reach every candidate.
+
 The authors' release does not say what it does with empty candidates; our earlier version
 put the pad token in their place, which scored about as far from the real empty prompt
 (0.193 vs 0.180 on the world) as the gains being measured.
@@ -51,11 +63,30 @@ class TokenizedSpace:
     space: SearchSpace
     model: StableDiffusionModel
     candidate_ids: Tensor  # (S, K) candidate token ids per slot, padded
-    mask: Tensor  # (S, K) True where a candidate exists
-    empty: Tensor  # (S, K) True where the candidate is the empty string
+    mask: Tensor  # (S, K) True where the relaxation mixes a candidate (a held slot: its held one only)
+    empty: Tensor  # (S, K) True where the candidate is the empty string (relaxed slots)
     pos_pieces: list = field(repr=False, default_factory=list)  # token ids of text, or a slot index
-    neg_pieces: list = field(repr=False, default_factory=list)
+    neg_pieces: list = field(repr=False, default_factory=list)  # a slot index, or a held word's ids (tuple)
     _cache: dict = field(repr=False, default_factory=dict)
+    space_mask: Tensor | None = None  # (S, K) True where a candidate exists
+    held: tuple[int, ...] = ()  # each slot's held (current) candidate
+    relaxed_slots: tuple[bool, ...] = ()  # False: the slot is held at ``held`` (not representable)
+
+    @property
+    def learns_anything(self) -> bool:
+        """Some slot has two or more candidates the relaxation mixes."""
+        return bool((self.mask.sum(-1) > 1).any())
+
+    def dropped_from_relaxation(self) -> list[str]:
+        """What the relaxation leaves out, with the reason (the search still reaches it)."""
+        out = []
+        for i, slot in enumerate(self.space.slots):
+            if not self.relaxed_slots[i]:
+                out.append(f"{slot.label}: held at {slot.candidates[self.held[i]]!r} (too few single-token candidates)")
+                continue
+            out.extend(f"{slot.label}->{c}: more than one token, not relaxed"
+                       for j, c in enumerate(slot.candidates) if not bool(self.mask[i, j]))
+        return out
 
     @property
     def has_negative(self) -> bool:
@@ -84,6 +115,11 @@ class TokenizedSpace:
                     positions.append(len(ids) + 1)  # +1 for the start token
                     slots.append(piece)
                     ids.append(int(self.candidate_ids[piece, 0]))  # placeholder: the mixture replaces it
+                    words += 1
+                elif isinstance(piece, tuple):  # a held negative word, as text
+                    if words:
+                        ids.extend(self.model.word_token_ids(","))
+                    ids.extend(piece)
                     words += 1
                 else:
                     ids.extend(piece)
@@ -127,42 +163,75 @@ def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slot
     )
 
 
-def tokenize_space(space: SearchSpace, model: StableDiffusionModel) -> TokenizedSpace:
-    """Lay ``space`` out on ``model``'s tokenizer (every non-empty candidate must be one token)."""
+def representable(model: StableDiffusionModel, word: str) -> bool:
+    """The relaxation can mix ``word``: it is empty or exactly one token."""
+    return not word.strip() or len(model.word_token_ids(word)) == 1
+
+
+def tokenize_space(space: SearchSpace, model: StableDiffusionModel, held: Choice | None = None) -> TokenizedSpace:
+    """Lay ``space`` out on ``model``'s tokenizer.
+
+    Slots are relaxed over their single-token (and empty) candidates when ``held`` (default: the
+    initial choice) is one of them and another is too; other slots are held at ``held`` as text
+    (see the module doc).
+    """
+    held = tuple(held) if held is not None else space.initial_choice
+    if len(held) != len(space.slots):
+        raise ValueError(f"held choice has {len(held)} entries for {len(space.slots)} slots")
+    ok = [[representable(model, w) for w in slot.candidates] for slot in space.slots]
+    relaxed = tuple(bool(r[h]) and sum(r) >= 2 for r, h in zip(ok, held))
+
     pos_pieces: list = []
-    cursor = 0
-    for i in space.positive_slots():
+    cursor, pending = 0, ""
+    for i in sorted(space.positive_slots(), key=lambda i: space.slots[i].span[0]):
         start, end = space.slots[i].span
-        text = space.prompt[cursor:start]
-        if text.strip():
-            pos_pieces.append(model.word_token_ids(text))
-        pos_pieces.append(i)
+        pending += space.prompt[cursor:start]
+        if relaxed[i]:
+            if pending.strip():
+                pos_pieces.append(model.word_token_ids(pending))
+            pending = ""
+            pos_pieces.append(i)
+        else:
+            pending += space.slots[i].candidates[held[i]]
         cursor = end
-    if space.prompt[cursor:].strip():
-        pos_pieces.append(model.word_token_ids(space.prompt[cursor:]))
-    neg_pieces: list = list(space.negative_slots())
+    pending += space.prompt[cursor:]
+    if pending.strip():
+        pos_pieces.append(model.word_token_ids(pending))
+    neg_pieces: list = []
+    for i in space.negative_slots():
+        word = space.slots[i].candidates[held[i]]
+        if relaxed[i]:
+            neg_pieces.append(i)
+        elif word.strip():
+            neg_pieces.append(tuple(model.word_token_ids(word)))
 
     k = max(space.sizes, default=1)
-    cand = torch.zeros(len(space.slots), k, dtype=torch.long)
-    mask = torch.zeros(len(space.slots), k, dtype=torch.bool)
-    empty = torch.zeros(len(space.slots), k, dtype=torch.bool)
+    n = len(space.slots)
+    cand = torch.zeros(n, k, dtype=torch.long)
+    mask = torch.zeros(n, k, dtype=torch.bool)
+    space_mask = torch.zeros(n, k, dtype=torch.bool)
+    empty = torch.zeros(n, k, dtype=torch.bool)
     for i, slot in enumerate(space.slots):
+        space_mask[i, : len(slot.candidates)] = True
+        if not relaxed[i]:
+            mask[i, held[i]] = True  # one candidate: no choice, no gradient; its text is in the layout
+            continue
         first_word = None
         for j, word in enumerate(slot.candidates):
+            if not ok[i][j]:
+                continue  # several tokens: not mixed (the search still renders it)
             mask[i, j] = True
             if not word.strip():
                 empty[i, j] = True
                 continue
-            ids = model.word_token_ids(word)
-            if len(ids) != 1:
-                raise ValueError(f"candidate {word!r} of slot {slot.label!r} is {len(ids)} tokens, not 1")
-            cand[i, j] = ids[0]
-            first_word = ids[0] if first_word is None else first_word
+            cand[i, j] = model.word_token_ids(word)[0]
+            first_word = cand[i, j] if first_word is None else first_word
         if first_word is None:
             raise ValueError(f"slot {slot.label!r} has no candidate that says something")
         cand[i][empty[i]] = first_word  # never read: empty candidates take no position
-    tspace = TokenizedSpace(space, model, cand.to(model.device), mask.to(model.device), empty.to(model.device),
-                            pos_pieces, neg_pieces)
+    dev = model.device
+    tspace = TokenizedSpace(space, model, cand.to(dev), mask.to(dev), empty.to(dev), pos_pieces, neg_pieces,
+                            space_mask=space_mask.to(dev), held=held, relaxed_slots=relaxed)
     full = tspace._all_present
     tspace.layout(full, False)  # warn once here if the prompt is cut
     if tspace.has_negative:
@@ -173,13 +242,33 @@ def tokenize_space(space: SearchSpace, model: StableDiffusionModel) -> Tokenized
 class RelaxedChoice(torch.nn.Module):
     """Learnable logits over each slot's candidates (padded; missing candidates masked)."""
 
-    def __init__(self, mask: Tensor, init: float = 0.0):
+    def __init__(self, mask: Tensor, init: float = 0.0, first: float | None = None, space_mask: Tensor | None = None):
+        """``mask``: the candidates the relaxation mixes (they get learned logits); ``space_mask``:
+        every candidate of the space (default ``mask``). Logits start at ``init``, candidate 0's
+        at ``first`` when given; that start is the prior of the candidates never learned."""
         super().__init__()
         self.register_buffer("mask", mask.clone())
-        self.logits = torch.nn.Parameter(torch.full(mask.shape, float(init), device=mask.device))
+        self.register_buffer("space_mask", (mask if space_mask is None else space_mask).clone() | mask)
+        start = torch.full(mask.shape, float(init), device=mask.device)
+        if first is not None:
+            start[:, 0] = float(first)
+        self.register_buffer("prior", start.clone())
+        self.logits = torch.nn.Parameter(start)
 
     def masked_logits(self) -> Tensor:
         return self.logits.masked_fill(~self.mask, float("-inf"))
+
+    def space_logits(self) -> Tensor:
+        """Logits over the whole space: learned where the relaxation mixes a candidate, the starting
+        logit (the prior) for every other candidate (multi-token ones, and held slots')."""
+        return torch.where(self.mask, self.logits.detach(), self.prior).masked_fill(~self.space_mask, float("-inf"))
+
+    def sample_space(self, generator: torch.Generator | None = None) -> Choice:
+        """A discrete choice over the whole space from :meth:`space_logits` (Gumbel-max); the same
+        draw as :meth:`sample` when every candidate is relaxed."""
+        u = torch.rand(self.logits.shape, generator=generator).to(self.logits.device)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-10)))
+        return tuple(int(i) for i in (self.space_logits() + gumbel).argmax(dim=-1).tolist())
 
     def probs(self) -> Tensor:
         return F.softmax(self.masked_logits(), dim=-1)
@@ -240,8 +329,10 @@ def _encode_layout(
     model: StableDiffusionModel, tspace: TokenizedSpace, words: Tensor, present: tuple[bool, ...], negative: bool
 ) -> Conditioning:
     ids, positions, slots = tspace.layout(present, negative)
-    if negative and positions.numel() == 0:
-        return model.encode([""])  # no word: the pipeline's own empty negative prompt (SDXL: zeros)
+    if positions.numel() == 0:
+        if negative and not any(isinstance(p, tuple) for p in tspace.neg_pieces):
+            return model.encode([""])  # no word: the pipeline's own empty negative prompt (SDXL: zeros)
+        return model.encode_ids(ids)  # only held words: plain text
     mixture = TokenMixture(positions, tspace.candidate_ids[slots], words[slots])
     return model.encode_ids(ids, mixture)
 
