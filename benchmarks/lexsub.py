@@ -236,6 +236,44 @@ def _multiword_features(folder: Path, split: str, single: Path, cache: Path, lim
     return feats
 
 
+def order_sensitive(inst: dict) -> bool:
+    """Whether the instance's candidates depended on NLTK's similar-to order before it was fixed
+    (an adjective head with more than 8 satellites: which 8 were taken changed with the hash seed)."""
+    from dpo_diff.spaces.context import _by_frequency, _pos_options, tag
+    from dpo_diff.spaces.wordnet import load_wordnet
+
+    word = inst["tokens"][inst["index"]]
+    opts = _pos_options(word)
+    if not opts:
+        return False
+    pos = tag(inst["tokens"])[inst["index"]] or _by_frequency(opts)
+    pos = pos if pos in opts else _by_frequency(opts)
+    return any(s.pos() == "a" and len(s.similar_tos()) > 8 for s in load_wordnet().synsets(opts[pos], pos=pos))
+
+
+def refresh_order_sensitive(split: str, cache_dir: Path, limit: int | None = None) -> None:
+    """Recompute, in both feature caches of ``split``, the instances :func:`order_sensitive` finds."""
+    import pickle
+
+    single = cache_dir / f"{split}-{limit or 'all'}.pkl"
+    multi = cache_dir / f"{split}-{limit or 'all'}-multiword.pkl"
+    caches = {p: pickle.loads(p.read_bytes()) for p in (single, multi) if p.is_file()}
+    if not caches:
+        return
+    first = next(iter(caches.values()))
+    todo = [k for k, (inst, _) in enumerate(first) if order_sensitive(inst)]
+    print(f"{split}: recomputing the features of {len(todo)} of {len(first)} instances", file=sys.stderr)
+    for k in todo:
+        inst = first[k][0]
+        f: list = []
+        context(inst, threshold=-1e9, max_candidates=None, features=f, single_words=False)
+        feats = [(c.lower(), v) for c, v in f]
+        for path, cached in caches.items():
+            cached[k] = (inst, feats if path == multi else [(c, v) for c, v in feats if " " not in c])
+    for path, cached in caches.items():
+        path.write_bytes(pickle.dumps(cached))
+
+
 def fit_logistic(x, y, l2: float = 1.0, steps: int = 3000, lr: float = 0.5):
     """Plain L2-regularised logistic regression by gradient descent (features standardised)."""
     import numpy as np
@@ -294,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the tables here")
     ap.add_argument("--cache", help="with --tune: keep the trial features in this file")
     ap.add_argument("--from-features", help="score a saved feature file (e.g. a subset of test) against the baseline")
+    ap.add_argument("--refresh-order-sensitive", action="store_true",
+                    help="with --cache-dir: first recompute the cached instances whose candidates depended on "
+                    "NLTK's similar-to order (fixed since; see order_sensitive)")
     ap.add_argument("--single-words", action="store_true", help="leave multi-word WordNet lemmas out (the ranking before issue 9's item 3)")
     ap.add_argument("--tune-multiword", action="store_true", help="choose the multi-word lemmas' cut on the trial set")
     ap.add_argument("--cache-dir", help="keep each split's candidate features here (weight-independent) and "
@@ -326,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(results, indent=1))
         return 0
     MULTIWORD["on"] = not args.single_words
+    if args.refresh_order_sensitive and args.cache_dir:
+        for split in ["trial"] if args.quick else ["trial", "test"]:
+            refresh_order_sensitive(split, Path(args.cache_dir), args.limit)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     if cache_dir:

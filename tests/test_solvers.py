@@ -246,3 +246,5 @@ def test_gpo_and_hybrid_run_on_a_space_with_mixed_slots(engine, tmp_path, monkey
     seeds = captured.get("initial") or list(problem.evaluated)
     assert any(_multi_token_substitutes(problem.space, c) for c in seeds)  # reached through the prior
     assert any(c[0] != 0 or c[2] != 0 for c in seeds)  # held slots are sampled too
+    (note,) = [h for h in problem.history if h["phase"] == "relaxation"]  # what GPO could not see, and why
+    assert note["relaxed_slots"] == 2 and any("carmine: more than one token" in x for x in note["not_relaxed"])

@@ -272,3 +272,20 @@ def test_sense_rule_of_the_meaning_check():
     assert sense_score("a plate of fresh fruit", "a plate of fresh fruits") == float("inf")
     assert sense_score("a large red circle", "a large crimson circle") > sense_score("a large red circle", "a large chromatic circle")
     assert sense_score("a red car", "a red car in snow") is None
+
+
+def test_candidates_do_not_depend_on_the_hash_seed():
+    """NLTK 3.9+ keeps similar-to pointers in a set: which 8 satellites an adjective head offered
+    used to change from one process to the next (old -> aged came and went)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from dpo_diff.spaces.context import _sense_inventory as s; "
+            "print([(x.name(), c) for x, _, c in s('old', 'a', 'synonym')])")
+    outs = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(h)},
+                       capture_output=True, text=True, check=True).stdout
+        for h in (1, 2, 3)
+    }
+    assert len(outs) == 1 and "aged" in outs.pop()

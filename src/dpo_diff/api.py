@@ -340,7 +340,7 @@ def optimize(
             message = f"filtered out: the initial loss {problem.evaluated[initial]:.4f} does not pass the filter"
         elif search_space.is_empty:
             message = (
-                f"no word of the prompt has single-token substitutes in the '{space_kind}' space "
+                f"no word of the prompt has substitutes in the '{space_kind}' space "
                 f"(source: {source}); the prompt is returned unchanged"
             )
         else:
@@ -448,7 +448,7 @@ def show_space(
     llm: LLMConfig | None = None,
     allow_non_ascii: bool = False,
 ) -> SearchSpace:
-    """The search space a run would use (single-token filtered when a model is given)."""
+    """The search space a run would use (token counts on the model's tokenizer, else CLIP's)."""
     prompt = check_prompt(prompt, allow_non_ascii)
     token_ids = None
     if model is not None:

@@ -296,8 +296,8 @@ def space_command(
         table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
     out.print(table)
     if space.dropped:
-        out.print(escape(f"{len(space.dropped)} candidates dropped (not one token, or cut by the LLM reply caps), "
-                         f"e.g. {space.dropped[0]}"))
+        out.print(escape(f"{len(space.dropped)} candidates left out, each with its reason in the space's "
+                         f"'dropped' (result.json), e.g. {space.dropped[0]}"))
 
 
 @app.command("run")

@@ -68,6 +68,9 @@ class GradientSolver:
         tspace = tokenize_space(problem.space, model)
         # authors: the original word (negative slots: say nothing) starts at 1
         relaxed = RelaxedChoice(tspace.mask, first=1.0 if self.style == "authors" else None, space_mask=tspace.space_mask)
+        left_out = tspace.dropped_from_relaxation()
+        if left_out:  # recorded in the history (result.json): what the gradient cannot see, and why
+            problem.log("relaxation", relaxed_slots=sum(tspace.relaxed_slots), not_relaxed=left_out)
         if not tspace.learns_anything:
             return relaxed  # nothing the relaxation can represent: the prior over the space
         optimizer = torch.optim.RMSprop(relaxed.parameters(), lr=self.lr, momentum=self.momentum)

@@ -136,10 +136,15 @@ def _senses(wn, word: str, max_senses: int):
     return lemma, "a" if pos in ("a", "s") else pos, kept[:max_senses]
 
 
+def _similar_tos(synset) -> list:
+    """Similar-to synsets in a fixed order (NLTK 3.9+ keeps them in a set: hash-seed order)."""
+    return sorted(synset.similar_tos(), key=lambda s: s.name())
+
+
 def _synonym_lemmas(synsets, lemma: str) -> list[str]:
     out: list[str] = []
     for synset in synsets:
-        related = [synset] + (synset.similar_tos() if synset.pos() in ("a", "s") else [])
+        related = [synset] + (_similar_tos(synset) if synset.pos() in ("a", "s") else [])
         for s in related:
             for l in s.lemmas():
                 name = _lemma_name(l)
@@ -151,7 +156,7 @@ def _synonym_lemmas(synsets, lemma: str) -> list[str]:
 def _antonym_lemmas(synsets, lemma: str) -> list[str]:
     out: list[str] = []
     for synset in synsets:
-        heads = [synset] + (synset.similar_tos() if synset.pos() == "s" else [])
+        heads = [synset] + (_similar_tos(synset) if synset.pos() == "s" else [])
         for s in heads:
             for l in s.lemmas():
                 for a in l.antonyms():
