@@ -8,8 +8,9 @@ Python API, the model loaded once). For the best rewrite the table gives whether
 caption parser (``dpo_diff.world.parse``) reads it as the same scene as the prompt (a rewrite in
 words the world does not know, a comparative or a wrong sense is not), the pixel judge's
 faithfulness of the initial and the best prompt's pictures on the held-out seeds (the search
-never saw them), the meaning check's similarity and sense score, and the CLIP loss on the
-held-out seeds. The world's rare synonyms (crimson, reddish, violet, tiny, minute, vast, great,
+never saw them), the meaning check's similarity and sense score, the CLIP loss on the held-out seeds, and, over the
+whole searched space, how many rewrites the meaning check accepts and how many of those the parser
+reads as the same scene (the valid attacks the search could have found). The world's rare synonyms (crimson, reddish, violet, tiny, minute, vast, great,
 centre, blurred, fuzzy, hazy) are what a valid attack should find.
 """
 
@@ -52,6 +53,28 @@ def changed_words(prompt: str, rewrite: str) -> str:
     return "; ".join(out) or "(none)"
 
 
+def accepted_rewrites(space, prompt: str, scene, limit: int = 5000) -> tuple[int, int] | None:
+    """(rewrites the meaning check accepts, those of them the parser reads as the same scene) over
+    the whole searched space; None when it has more than ``limit`` choices."""
+    import itertools
+
+    from dpo_diff.constraints import MeaningConstraint
+    from dpo_diff.world.parse import parse_prompt
+
+    if space.size > limit:
+        return None
+    check = MeaningConstraint(prompt)
+    accepted = same = 0
+    for choice in itertools.product(*(range(n) for n in space.sizes)):
+        if choice == space.initial_choice:
+            continue
+        text = space.render(choice)[0]
+        if check(text):
+            accepted += 1
+            same += parse_prompt(text) == scene
+    return accepted, same
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=int, default=3200, help="UNet-pass equivalents per attack (default 3200)")
@@ -80,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         scene = parse_prompt(prompt)
         held = d["held_out"] or {}
         meaning = d.get("meaning") or {}
+        in_space = accepted_rewrites(result.space, prompt, scene)
         rows.append({
+            "space_size": result.space.size,
+            "accepted_in_space": None if in_space is None else in_space[0],
+            "same_scene_in_space": None if in_space is None else in_space[1],
             "prompt": prompt,
             "best": best,
             "changed": changed_words(prompt, best),
@@ -103,14 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nworld attacks: hybrid, budget {args.budget}, search seed {args.seed}, "
           f"held-out seeds {rows[0]['held_out_seeds'] if rows else '-'}; {time.time() - started:.0f} s in all\n")
     print("| prompt | best rewrite (changed words) | same scene (parser) | faithfulness held-out, initial -> best "
-          "| CLIP loss held-out, initial -> best | similarity | sense score |")
-    print("|---|---|---|---|---|---|---|")
+          "| CLIP loss held-out, initial -> best | similarity | sense score | space: accepted / same scene |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         same = "unchanged" if r["unchanged"] else ("yes" if r["same_scene"] else "no")
         sense = r["sense"] if isinstance(r["sense"], str) or r["sense"] is None else f"{r['sense']:.2f}"
         sim = "-" if r["similarity"] is None else f"{r['similarity']:.3f}"
         print(f"| {r['prompt']} | {r['best']} ({r['changed']}) | {same} | {pct(r['faithfulness_initial'])} -> "
-              f"{pct(r['faithfulness_best'])} | {r['loss_initial']:.3f} -> {r['loss_best']:.3f} | {sim} | {sense} |")
+              f"{pct(r['faithfulness_best'])} | {r['loss_initial']:.3f} -> {r['loss_best']:.3f} | {sim} | {sense} | "
+              f"{r['accepted_in_space']} / {r['same_scene_in_space']} of {r['space_size']} |")
     valid = [r for r in rows if r["same_scene"]]
     changed = [r for r in rows if not r["unchanged"]]
 
@@ -120,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{len(changed)} of {len(rows)} attacks changed the prompt; the parser reads {len(valid)} of them as the "
           f"same scene.")
+    counted = [r for r in rows if r["accepted_in_space"] is not None]
+    print(f"over the searched spaces, the meaning check accepts {sum(r['accepted_in_space'] for r in counted)} rewrites; "
+          f"the parser reads {sum(r['same_scene_in_space'] for r in counted)} of them as the same scene "
+          f"({sum(r['same_scene_in_space'] > 0 for r in counted)} of {len(counted)} prompts have at least one).")
     for label, items in (("all", rows), ("same scene", valid)):
         if items:
             print(f"judged faithfulness on held-out seeds, {label} ({len(items)}): "
