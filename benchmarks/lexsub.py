@@ -93,9 +93,13 @@ def _text(inst: dict) -> tuple[str, int, int]:
     return " ".join(toks), start, start + len(toks[inst["index"]])
 
 
+MULTIWORD = {"on": True}  # multi-word WordNet lemmas are candidates, as in build_space (--single-words: not)
+
+
 def context(inst: dict, gold_pos: bool = False, **kw) -> list[str]:
     from dpo_diff.spaces.context import rank_substitutes
 
+    kw.setdefault("single_words", not MULTIWORD["on"])
     text, start, end = _text(inst)
     extra = {"pos": inst["pos"], "lemma": inst["lemma"]} if gold_pos else {}
     ranked = rank_substitutes(text, start, end, "synonym", tokens=inst["tokens"], index=inst["index"], **extra, **kw)
@@ -136,20 +140,42 @@ def print_table(split: str, results: dict[str, dict]) -> None:
                       f"{t['P@1']:>6.3f} {t['P@1cov']:>7.3f} {t['per_instance']:>6.2f}")
 
 
-def from_features(feats: list, cap: int = 8) -> list[tuple[dict, list[str]]]:
+def from_features(feats: list, cap: int = 8, multiword_cut: float | None = None) -> list[tuple[dict, list[str]]]:
     """The context ranking recomputed from cached features with the library's WEIGHTS and cut."""
     import numpy as np
 
-    from dpo_diff.spaces.context import SYNONYM_THRESHOLD, WEIGHTS, keep_sense
+    from dpo_diff.spaces.context import MULTIWORD_THRESHOLD, SYNONYM_THRESHOLD, WEIGHTS, keep_sense
 
     w = np.asarray(WEIGHTS)
     rows = []
     for inst, f in feats:
         # the library's sense pruning, from the features (place = 1/f5 - 1, rank = exp(f7) - 1)
         f = [(c, v) for c, v in f if keep_sense(round(1 / v[5] - 1), round(float(np.expm1(v[7]))))]
+        if not MULTIWORD["on"]:
+            f = [(c, v) for c, v in f if " " not in c]
         ranked = sorted(((float(v @ w), c) for c, v in f), reverse=True)
-        rows.append((inst, [c for sc, c in ranked if sc >= SYNONYM_THRESHOLD][:cap]))
+        multi = max(SYNONYM_THRESHOLD, MULTIWORD_THRESHOLD if multiword_cut is None else multiword_cut)
+        rows.append((inst, [c for sc, c in ranked if sc >= (multi if " " in c else SYNONYM_THRESHOLD)][:cap]))
     return rows
+
+
+def tune_multiword(feats: list) -> float:
+    """The multi-word lemmas' cut, on TRIAL only, by the rule that chose SYNONYM_THRESHOLD: best
+    precision keeping coverage >= 85 % at cap 8 (single-word candidates keep their cut)."""
+    hits = sum(" " in c and c in i["gold"] for i, f in feats for c, _ in f)
+    total = sum(" " in c for _, f in feats for c, _ in f)
+    print(f"trial: {total} multi-word candidates, {hits} written by annotators")
+    print(f"{'cut':>6} {'coverage':>9} {'precision':>9} {'P@1':>6} {'cands':>6}")
+    options = []
+    for cut in [x / 10 for x in range(-24, 21, 1)] + [99.0]:
+        t = score(from_features(feats, multiword_cut=cut))["all"]
+        options.append((cut, t))
+        if cut * 2 == int(cut * 2):
+            print(f"{cut:>6.1f} {t['coverage']:>9.1%} {t['precision']:>9.3f} {t['P@1']:>6.3f} {t['per_instance']:>6.2f}")
+    ok = [o for o in options if o[1]["coverage"] >= 0.85]
+    best = max(ok, key=lambda o: (o[1]["precision"], -o[0])) if ok else max(options, key=lambda o: o[1]["precision"])
+    print(f"chosen on trial: MULTIWORD_THRESHOLD = {best[0]}")
+    return best[0]
 
 
 def run(split: str, folder: Path, limit: int | None, methods: list[str], cache_dir: Path | None = None) -> dict:
@@ -160,7 +186,12 @@ def run(split: str, folder: Path, limit: int | None, methods: list[str], cache_d
         if method == "baseline":
             rows = [(i, baseline(i)) for i in insts]
         elif method == "context" and cache_dir is not None:
-            rows = from_features(_features(folder, split, cache_dir / f"{split}-{limit or 'all'}.pkl", limit))
+            single = cache_dir / f"{split}-{limit or 'all'}.pkl"
+            if MULTIWORD["on"]:
+                feats = _multiword_features(folder, split, single, cache_dir / f"{split}-{limit or 'all'}-multiword.pkl", limit)
+            else:
+                feats = _features(folder, split, single, limit)
+            rows = from_features(feats)
         elif method == "context":
             rows = [(i, context(i)) for i in insts]
         elif method == "goldpos":
@@ -186,6 +217,61 @@ def _features(folder: Path, split: str, cache: Path | None, limit: int | None = 
     if cache:
         cache.write_bytes(pickle.dumps(feats))
     return feats
+
+
+def _multiword_features(folder: Path, split: str, single: Path, cache: Path, limit: int | None = None) -> list:
+    """The single-word candidates' features (``single``, computed if absent) plus the multi-word
+    lemmas' (computed alone: a candidate's features do not depend on the others')."""
+    import pickle
+
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    base = _features(folder, split, single, limit)
+    feats = []
+    for inst, f in base:
+        extra: list = []
+        context(inst, threshold=-1e9, max_candidates=None, features=extra, single_words=False, only_multiword=True)
+        feats.append((inst, f + [(c.lower(), v) for c, v in extra]))
+    cache.write_bytes(pickle.dumps(feats))
+    return feats
+
+
+def order_sensitive(inst: dict) -> bool:
+    """Whether the instance's candidates depended on NLTK's similar-to order before it was fixed
+    (an adjective head with more than 8 satellites: which 8 were taken changed with the hash seed)."""
+    from dpo_diff.spaces.context import _by_frequency, _pos_options, tag
+    from dpo_diff.spaces.wordnet import load_wordnet
+
+    word = inst["tokens"][inst["index"]]
+    opts = _pos_options(word)
+    if not opts:
+        return False
+    pos = tag(inst["tokens"])[inst["index"]] or _by_frequency(opts)
+    pos = pos if pos in opts else _by_frequency(opts)
+    return any(s.pos() == "a" and len(s.similar_tos()) > 8 for s in load_wordnet().synsets(opts[pos], pos=pos))
+
+
+def refresh_order_sensitive(split: str, cache_dir: Path, limit: int | None = None) -> None:
+    """Recompute, in both feature caches of ``split``, the instances :func:`order_sensitive` finds."""
+    import pickle
+
+    single = cache_dir / f"{split}-{limit or 'all'}.pkl"
+    multi = cache_dir / f"{split}-{limit or 'all'}-multiword.pkl"
+    caches = {p: pickle.loads(p.read_bytes()) for p in (single, multi) if p.is_file()}
+    if not caches:
+        return
+    first = next(iter(caches.values()))
+    todo = [k for k, (inst, _) in enumerate(first) if order_sensitive(inst)]
+    print(f"{split}: recomputing the features of {len(todo)} of {len(first)} instances", file=sys.stderr)
+    for k in todo:
+        inst = first[k][0]
+        f: list = []
+        context(inst, threshold=-1e9, max_candidates=None, features=f, single_words=False)
+        feats = [(c.lower(), v) for c, v in f]
+        for path, cached in caches.items():
+            cached[k] = (inst, feats if path == multi else [(c, v) for c, v in feats if " " not in c])
+    for path, cached in caches.items():
+        path.write_bytes(pickle.dumps(cached))
 
 
 def fit_logistic(x, y, l2: float = 1.0, steps: int = 3000, lr: float = 0.5):
@@ -246,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the tables here")
     ap.add_argument("--cache", help="with --tune: keep the trial features in this file")
     ap.add_argument("--from-features", help="score a saved feature file (e.g. a subset of test) against the baseline")
+    ap.add_argument("--refresh-order-sensitive", action="store_true",
+                    help="with --cache-dir: first recompute the cached instances whose candidates depended on "
+                    "NLTK's similar-to order (fixed since; see order_sensitive)")
+    ap.add_argument("--single-words", action="store_true", help="leave multi-word WordNet lemmas out (the ranking before issue 9's item 3)")
+    ap.add_argument("--tune-multiword", action="store_true", help="choose the multi-word lemmas' cut on the trial set")
     ap.add_argument("--cache-dir", help="keep each split's candidate features here (weight-independent) and "
                     "rank them with the library's weights and cut: same figures, reruns in seconds")
     args = ap.parse_args(argv)
@@ -255,6 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.tune:
         tune(folder, Path(args.cache) if args.cache else None)
+        return 0
+    if args.tune_multiword:
+        cache_dir = Path(args.cache_dir) if args.cache_dir else None
+        if cache_dir:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        single = cache_dir / "trial-all.pkl" if cache_dir else None
+        tune_multiword(_multiword_features(folder, "trial", single, cache_dir / "trial-all-multiword.pkl" if cache_dir else None))
         return 0
     if args.from_features:
         import pickle
@@ -268,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
         return 0
+    MULTIWORD["on"] = not args.single_words
+    if args.refresh_order_sensitive and args.cache_dir:
+        for split in ["trial"] if args.quick else ["trial", "test"]:
+            refresh_order_sensitive(split, Path(args.cache_dir), args.limit)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     if cache_dir:

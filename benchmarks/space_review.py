@@ -4,8 +4,9 @@ ranking) and after (in-context ranking), for reading by hand.
     python benchmarks/space_review.py            # both
     python benchmarks/space_review.py --only new
 
-Single-CLIP-token filter and the 8-candidate cap applied in both (the old code capped before
-the token filter, as it did on main).
+The old spaces: single CLIP tokens, capped at 8 before the token filter, as on main before issue 9.
+The new ones: what ``build_space`` gives now, multi-token candidates and multi-word lemmas kept
+(marked "2 tok" and so on), the cap of 8 (antonyms 4) after every filter.
 """
 
 from __future__ import annotations
@@ -48,18 +49,21 @@ def old_space(prompt: str, relation: str, ids) -> list[tuple[str, list[str]]]:
     return out
 
 
-def new_space(prompt: str, relation: str, ids) -> list[tuple[str, list[str]]]:
+def new_space(prompt: str, relation: str, ids, single_tokens: bool = False) -> list[tuple[str, list[str]]]:
     from dpo_diff.spaces import build_space
 
-    space = build_space(prompt, relation, token_ids=ids)
+    space = build_space(prompt, relation, token_ids=ids, single_tokens=single_tokens)
     return [
-        (s.label, [f"{c} ({sc:.2f})" for c, sc in zip(s.candidates[1:], s.scores[1:])]) for s in space.slots
+        (s.label, [f"{c} ({sc:.2f}{f', {n} tok' if n > 1 else ''})"
+                   for c, sc, n in zip(s.candidates[1:], s.scores[1:], s.tokens[1:])]) for s in space.slots
     ]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=("old", "new"))
+    ap.add_argument("--single-tokens", action="store_true",
+                    help="the new spaces as before multi-token candidates (issue 9 items 1-2 only)")
     args = ap.parse_args(argv)
     from dpo_diff.models import clip_tokenizer
 
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
                 if args.only and args.only != name:
                     continue
                 started = time.time()
-                slots = fn(prompt, relation, ids)
+                slots = fn(prompt, relation, ids, args.single_tokens) if name == "new" else fn(prompt, relation, ids)
                 print(f"  {relation:<8} {name} ({time.time() - started:.1f}s)")
                 for label, cands in slots:
                     print(f"    {label}: {', '.join(cands)}")

@@ -82,3 +82,22 @@ def test_gradient_cosine_table_quick(tmp_path, monkeypatch, capsys):
     assert {r["t"] for r in rows} == {10, 50} and all(-1 <= r["cosine"] <= 1 for r in rows)
     # at t_i = 50 of 4 steps with K = 1 the shortcut starts at the last step: not the full chain
     assert "cosine(shortcut" in capsys.readouterr().out
+
+
+def test_world_attacks_quick(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from dpo_diff.models import bundled_models
+    from dpo_diff.world.parse import parse_prompt
+
+    if "world" not in bundled_models():
+        pytest.skip("the bundled world is not installed")
+    out = tmp_path / "rows.json"
+    _run_script(monkeypatch, "world_attacks", "--limit", "1", "--budget", "200", "--out", str(tmp_path / "runs"),
+                "--json", str(out))
+    (row,) = json.loads(out.read_text())
+    assert row["same_scene"] == (row["best"] != row["prompt"] and parse_prompt(row["best"]) == parse_prompt(row["prompt"]))
+    assert 0 <= row["faithfulness_initial"] <= 1 and 0 <= row["faithfulness_best"] <= 1
+    assert 0 <= row["same_scene_in_space"] <= row["accepted_in_space"] < row["space_size"]
+    assert (tmp_path / "runs" / "00" / "result.json").is_file()
+    assert "same scene (parser)" in capsys.readouterr().out

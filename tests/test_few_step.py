@@ -57,7 +57,7 @@ def test_one_step_shortcut_scores_what_an_evaluation_scores(turbo):
     from dpo_diff.relaxation import one_hot
 
     model = turbo.model
-    space = build_space(PROMPT, "synonym", token_ids=model.word_token_ids)
+    space = build_space(PROMPT, "synonym", token_ids=model.word_token_ids, single_tokens=True)
     tspace = tokenize_space(space, model)
     sampling = SamplingConfig((0, 1), steps=1, guidance=0.0)
     objective = ClipLoss(turbo.scorer, PROMPT)

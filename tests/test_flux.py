@@ -16,7 +16,7 @@ from dpo_diff.objectives import ClipLoss
 from dpo_diff.pipelines import TokenMixture, make_model
 from dpo_diff.pipelines.flux import FluxModel
 from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
-from dpo_diff.relaxation_t5 import t5_coverage
+from dpo_diff.relaxation.t5 import t5_coverage
 from dpo_diff.sampling import SamplingConfig
 from dpo_diff.spaces import build_space
 

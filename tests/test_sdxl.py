@@ -62,7 +62,7 @@ def test_generated_images_equal_the_pipelines(xl, negative):
 
 def test_one_hot_mixture_reproduces_both_encoders_exactly(xl):
     model = xl.model
-    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
+    space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids, single_tokens=True)
     tspace = tokenize_space(space, model)
     k = tspace.mask.shape[1]
     for choice in (space.initial_choice, tuple(1 for _ in space.slots)):

@@ -188,3 +188,63 @@ def test_gpo_styles_follow_the_authors_by_default(engine):
     assert previous.argmax(problem, relaxed) == (0, 0, 0)  # ties to the first candidate
     with pytest.raises(Exception, match="GPO style"):
         GradientSolver(style="mine")
+
+
+def _mixed_problem(engine, tmp_path, budget_evals, seed=0):
+    from .test_relaxation import MIXED_PROMPT, mixed_space
+
+    model = engine.model
+    model.meter = CostMeter()
+    space = mixed_space(model, tmp_path)
+    problem = Problem(model=model, space=space, objective=ClipLoss(engine.scorer, MIXED_PROMPT),
+                      sampling=SamplingConfig((0,), steps=4, guidance=7.5), seed=seed)
+    model.meter.budget = budget_evals * problem.eval_cost
+    return problem
+
+
+def _multi_token_substitutes(space, choice) -> int:
+    """How many slots of ``choice`` use a substitute of several tokens (not the user's own word)."""
+    return sum(c != 0 and space.slots[i].tokens[c] > 1 for i, c in enumerate(choice))
+
+
+@pytest.mark.parametrize("name", ["random", "epo"])
+def test_random_and_epo_reach_multi_token_candidates(engine, tmp_path, name):
+    problem = _mixed_problem(engine, tmp_path, budget_evals=24)
+    make_solver(name).run(problem)
+    assert len(problem.evaluated) == 24
+    assert sum(_multi_token_substitutes(problem.space, c) > 0 for c in problem.evaluated) >= 5
+    used = {(i, c) for choice in problem.evaluated for i, c in enumerate(choice)}
+    assert (0, 1) in used or (0, 2) in used  # the multi-token word "lanky" itself is searched
+
+
+@pytest.mark.parametrize("name", ["gpo", "hybrid"])
+def test_gpo_and_hybrid_run_on_a_space_with_mixed_slots(engine, tmp_path, monkeypatch, name):
+    """GPO learns the relaxed slots only; its samples, and the hybrid's evolution, cover the
+    whole space: held slots and multi-token candidates included."""
+    problem = _mixed_problem(engine, tmp_path, budget_evals=40)
+    learned, captured = {}, {}
+    original_learn, original_run = GradientSolver.learn, EvolutionSolver.run
+
+    def learn(self, problem):
+        relaxed = original_learn(self, problem)
+        learned["relaxed"] = relaxed
+        return relaxed
+
+    def spy(self, problem, initial=()):
+        captured["initial"] = list(initial)
+        return original_run(self, problem, initial)
+
+    monkeypatch.setattr(GradientSolver, "learn", learn)
+    monkeypatch.setattr(EvolutionSolver, "run", spy)
+    make_solver(name, iterations=4).run(problem)
+    relaxed = learned["relaxed"]
+    start = relaxed.prior
+    moved = (relaxed.logits.detach() != start)
+    assert moved[[1, 4]].any() and not moved[[0, 2, 3]].any()  # only the relaxed slots (red, antonym red) learn
+    assert not moved[~relaxed.mask].any()  # multi-token candidates keep their start
+    assert len(problem.evaluated) > 10 and problem.meter.used <= problem.meter.budget
+    seeds = captured.get("initial") or list(problem.evaluated)
+    assert any(_multi_token_substitutes(problem.space, c) for c in seeds)  # reached through the prior
+    assert any(c[0] != 0 or c[2] != 0 for c in seeds)  # held slots are sampled too
+    (note,) = [h for h in problem.history if h["phase"] == "relaxation"]  # what GPO could not see, and why
+    assert note["relaxed_slots"] == 2 and any("carmine: more than one token" in x for x in note["not_relaxed"])

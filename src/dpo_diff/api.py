@@ -166,7 +166,7 @@ def _search(problem: Problem, search, accept_initial, space_kind: str, source: s
         if accept_initial is not None and not accept_initial(problem.evaluated[initial]):
             return True, False, f"filtered out: the initial loss {problem.evaluated[initial]:.4f} does not pass the filter"
         if space.is_empty:
-            return False, False, (f"no word of the prompt has single-token substitutes in the '{space_kind}' space "
+            return False, False, (f"no word of the prompt has substitutes in the '{space_kind}' space "
                                   f"(source: {source}); the prompt is returned unchanged")
         search.run(problem)
         if problem.space_exhausted:
@@ -251,7 +251,7 @@ def show_space(
     llm: LLMConfig | None = None,
     allow_non_ascii: bool = False,
 ) -> SearchSpace:
-    """The search space a run would use (single-token filtered when a model is given)."""
+    """The search space a run would use (token counts on the model's tokenizer, else CLIP's)."""
     prompt = check_prompt(prompt, allow_non_ascii)
     if model is not None:
         token_ids = (model if isinstance(model, Engine) else load(model)).model.word_token_ids

@@ -145,7 +145,7 @@ def space_command(
     kind: Annotated[str, typer.Option(help="synonym | antonym | nplib | antonym+nplib")] = "synonym",
     config: RunConfig = RunConfig(),
 ) -> None:
-    """Show the search space of PROMPT: the slots and their candidates (single CLIP tokens)."""
+    """Show the search space of PROMPT: the slots and their candidates with their in-context scores."""
     from ..api import show_space
 
     with handled():
@@ -162,8 +162,8 @@ def space_command(
         table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
     out.print(table)
     if space.dropped:
-        out.print(escape(f"{plural(len(space.dropped), 'candidate')} dropped (not one token, or cut by the LLM "
-                         f"reply caps), e.g. {space.dropped[0]}"))
+        out.print(escape(f"{plural(len(space.dropped), 'candidate')} left out, each with its reason in the space's "
+                         f"'dropped' (result.json), e.g. {space.dropped[0]}"))
 
 
 __all__ = ["attack", "enhance", "fail", "register", "show_result", "space_command"]

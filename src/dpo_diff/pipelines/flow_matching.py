@@ -12,7 +12,7 @@ x_t + (s' - s) v, and the shortcut's grad step(s) are taken at the s of t_i. The
 so the copies we hand out get the identity and 1.0.
 
 **T5 beside CLIP.** The relaxed word goes through every encoder. CLIP's layout is the one
-:mod:`dpo_diff.relaxation` builds; T5 gets its own (:mod:`dpo_diff.relaxation_t5`), because
+:mod:`dpo_diff.relaxation` builds; T5 gets its own (:mod:`dpo_diff.relaxation.t5`), because
 its SentencePiece pieces are not CLIP's BPE tokens.
 
 Every transformer call is counted on the meter as one denoiser pass.
@@ -92,7 +92,7 @@ class FlowMatchingModel(StableDiffusionModel):
         """(T5 ids (1, L), T5 mixture) for a relaxed layout, or None without a T5 encoder."""
         if self.t5_encoder is None:
             return None
-        from ..relaxation_t5 import t5_layout
+        from ..relaxation.t5 import t5_layout
 
         return t5_layout(self, tspace, words, present, negative)
 

@@ -6,7 +6,7 @@ What the pipeline does with a prompt, and what we do with a relaxed one:
   state), not its token states; the relaxed word reaches it through CLIP's attention.
 - **T5** gives the token states the transformer attends to (B, 512, 4096; ``txt_ids`` are
   zeros). The relaxed word is mixed in T5's own embedding table at the T5 layout's positions
-  (:mod:`dpo_diff.relaxation_t5`).
+  (:mod:`dpo_diff.relaxation.t5`).
 - **Guidance.** FLUX.1 dev is guidance-distilled: the guidance scale is an *input* of the
   transformer (``guidance`` embedding, :attr:`FluxModel.embedded_guidance`, the pipeline's
   default 3.5), not two passes; schnell has no guidance embedding. A negative prompt only acts

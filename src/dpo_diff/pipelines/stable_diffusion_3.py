@@ -7,7 +7,7 @@ What the pipeline does with a prompt, and what we do with a relaxed one:
   T5-XXL's last hidden state follows them along the sequence: (B, 77 + 256, 4096). The
   relaxed word goes through all three: CLIP-L and CLIP-G mix their own tables at the CLIP
   layout's positions (as for SDXL; both tokenizers must share one vocabulary), and T5 mixes
-  its table at the T5 layout's positions (:mod:`dpo_diff.relaxation_t5`).
+  its table at the T5 layout's positions (:mod:`dpo_diff.relaxation.t5`).
 - **Pooled.** CLIP-L's and CLIP-G's projected end-of-text states, concatenated (B, 2048).
 - **Negative prompt.** The pipeline encodes ``""`` when none is given (no zeros as in SDXL), and
   guides with ``uncond + g (cond - uncond)``: exactly our :meth:`model_output`.

@@ -10,6 +10,13 @@ each gradient element clipped to +-0.025, the original word's (candidate 0's) lo
 at 1 and the others at 0, and argmax ties (frequent once the logits hit the [0, 3] clamp)
 broken at random. ``"previous"`` is what this package did before: the gradient's global norm
 clipped to 0.025, all logits starting at 0, ties to the first candidate.
+
+Multi-token candidates and words: the relaxation mixes single-token candidates only; a slot
+without two of them is held at the user's word (or "nothing") during the gradient phase, and a
+multi-token candidate of a relaxed slot gets no gradient (:mod:`dpo_diff.relaxation`). The
+sampling phase draws from the learned distribution over the *whole* space: learned logits where
+there are some, the starting logits (the prior) elsewhere, so every candidate stays reachable.
+A space with no relaxed slot at all skips the gradient phase.
 """
 
 from __future__ import annotations
@@ -65,13 +72,16 @@ class GradientSolver:
         model = problem.model
         tspace = tokenize_space(problem.space, model)
         if hasattr(model, "second_vocabulary"):  # SD3 / FLUX: record the slots T5 reads as text, not as a mixture
-            from ..relaxation_t5 import t5_coverage
+            from ..relaxation.t5 import t5_coverage
 
             problem.log("t5", not_mixed={k: v for k, v in t5_coverage(model, tspace).items() if v != "mixed"})
-        relaxed = RelaxedChoice(tspace.mask)
-        if self.style == "authors":
-            with torch.no_grad():
-                relaxed.logits[:, 0] = 1.0  # the original word (negative slots: say nothing)
+        # authors: the original word (negative slots: say nothing) starts at 1
+        relaxed = RelaxedChoice(tspace.mask, first=1.0 if self.style == "authors" else None, space_mask=tspace.space_mask)
+        left_out = tspace.dropped_from_relaxation()
+        if left_out:  # recorded in the history (result.json): what the gradient cannot see, and why
+            problem.log("relaxation", relaxed_slots=sum(tspace.relaxed_slots), not_relaxed=left_out)
+        if not tspace.learns_anything:
+            return relaxed  # nothing the relaxation can represent: the prior over the space
         optimizer = torch.optim.RMSprop(relaxed.parameters(), lr=self.lr, momentum=self.momentum)
         ts = timestep_schedule(self.schedule, self.iterations, problem.rng)
         limit = problem.meter.used + self.grad_fraction * problem.meter.left
@@ -105,13 +115,14 @@ class GradientSolver:
         return tuple(problem.rng.choice(row.nonzero().flatten().tolist()) for row in top)
 
     def samples(self, problem: Problem, relaxed: RelaxedChoice, n: int, tries: int = 50) -> list:
-        """The argmax, then up to ``n - 1`` distinct new samples of the learned distribution."""
+        """The argmax (over what was learned), then up to ``n - 1`` distinct new samples of the
+        learned distribution over the whole space (:meth:`RelaxedChoice.space_logits`)."""
         mode = self.argmax(problem, relaxed)
         out = [mode] if problem.is_new(mode) else []
         for _ in range(n * tries):
             if len(out) >= n:
                 break
-            c = relaxed.sample(problem.generator)
+            c = relaxed.sample_space(problem.generator)
             if problem.is_new(c) and c not in out:
                 out.append(c)
         return out

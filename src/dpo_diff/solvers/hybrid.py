@@ -1,7 +1,10 @@
 """Hybrid: GPO learns a distribution, EPO starts from it.
 
 The evolution's initial population is the learned argmax plus samples of the learned
-distribution (the authors' release seeded it uniformly, so GPO's work was lost).
+distribution (the authors' release seeded it uniformly, so GPO's work was lost). The samples
+cover the whole space: candidates and slots GPO could not relax (several tokens) are drawn from
+the prior (:meth:`~dpo_diff.relaxation.RelaxedChoice.space_logits`), and EPO then mutates and
+crosses over every slot, multi-token candidates included.
 """
 
 from __future__ import annotations

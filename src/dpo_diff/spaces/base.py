@@ -29,6 +29,9 @@ class Slot:
     # the meaning check's similarity of the prompt with that one substitution
     scores: tuple[float | None, ...] | None = None
     similarity: tuple[float | None, ...] | None = None
+    # per candidate: its number of tokens on the run's tokenizer (0 for the empty one), when known;
+    # GPO relaxes the single-token ones, random search and EPO take any (see dpo_diff.relaxation)
+    tokens: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         d = {"label": self.label, "target": self.target, "candidates": list(self.candidates)}
@@ -38,13 +41,16 @@ class Slot:
             d["scores"] = list(self.scores)
         if self.similarity is not None:
             d["similarity"] = list(self.similarity)
+        if self.tokens is not None:
+            d["tokens"] = list(self.tokens)
         return d
 
     def keep(self, indices: Sequence[int]) -> Slot:
         """The slot with only the candidates at ``indices`` (scores follow)."""
         pick = lambda xs: None if xs is None else tuple(xs[i] for i in indices)  # noqa: E731
         return replace(
-            self, candidates=pick(self.candidates), scores=pick(self.scores), similarity=pick(self.similarity)
+            self, candidates=pick(self.candidates), scores=pick(self.scores), similarity=pick(self.similarity),
+            tokens=pick(self.tokens),
         )
 
 
@@ -115,11 +121,24 @@ class SearchSpace:
     def capped(self, max_candidates: int | None, negative: int | None = None) -> SearchSpace:
         """At most ``max_candidates`` substitutes per scored slot (``negative`` for scored negative
         slots), the best scored first, as ordered; unscored slots (nplib) are left whole."""
+        dropped = list(self.dropped)
+
         def cap(slot: Slot) -> Slot:
             n = negative if slot.target == "negative" and negative else max_candidates
-            return slot if slot.scores is None or not n else slot.keep(range(min(len(slot.candidates), n + 1)))
+            if slot.scores is None or not n:
+                return slot
+            dropped.extend(f"{slot.label}->{c}: over the cap of {n}" for c in slot.candidates[n + 1 :])
+            return slot.keep(range(min(len(slot.candidates), n + 1)))
 
-        return replace(self, slots=tuple(cap(s) for s in self.slots))
+        slots = tuple(cap(s) for s in self.slots)
+        return replace(self, slots=slots, dropped=tuple(dropped))
+
+    def with_token_counts(self, token_ids: Callable[[str], list[int]]) -> SearchSpace:
+        """The space with each slot's candidates' token counts (``token_ids``: no special tokens)."""
+        slots = tuple(
+            replace(s, tokens=tuple(len(token_ids(c)) if c.strip() else 0 for c in s.candidates)) for s in self.slots
+        )
+        return replace(self, slots=slots)
 
     def to_dict(self) -> dict:
         return {

@@ -30,12 +30,15 @@ def _substitutes(
     raise SpaceError(f"unknown space source '{source}': use wordnet, llm or a path to a JSON file")
 
 
-def _scored(prompt: str, word: Word, relation: str, given: list[str] | None) -> list:
-    """In-context scored candidates for one prompt word: WordNet's, or ``given`` ones scored alike."""
+def _scored(prompt: str, word: Word, relation: str, given: list[str] | None, dropped: list | None = None) -> list:
+    """In-context scored candidates for one prompt word: WordNet's (multi-word lemmas included;
+    what is left out goes to ``dropped`` as (candidate, reason)), or ``given`` ones scored alike."""
     from .context import Scored, embed, rank_substitutes
 
     if given is None:
-        return rank_substitutes(prompt, word.start, word.end, relation, max_candidates=None)
+        return rank_substitutes(
+            prompt, word.start, word.end, relation, max_candidates=None, single_words=False, dropped=dropped
+        )
     given = [c for c in dict.fromkeys(given) if c.lower() != word.text.lower()]
     if not given:
         return []
@@ -60,15 +63,19 @@ def build_space(
     llm: LLMConfig | None = None,
     token_ids: Callable[[str], list[int]] | None = None,
     max_candidates: int | None = 8,
+    single_tokens: bool = False,
 ) -> SearchSpace:
     """The search space of ``kind`` for ``prompt``.
 
     Candidates come ranked by their in-context score (:mod:`.context`), WordNet's cut at the
-    threshold chosen on LS07 trial; an LLM's or a user file's are scored the same way, ranked,
-    and kept (the attack's meaning check judges them). With ``token_ids`` (a tokenizer without special
-    tokens), candidates that are not exactly one token are dropped, and so are positive slots
-    whose original word is not one token: the gradient relaxation mixes one embedding per slot.
-    ``max_candidates`` caps each slot after all these filters.
+    threshold chosen on LS07 trial (multi-word lemmas at their own, higher cut); an LLM's or a
+    user file's are scored the same way, ranked, and kept (the attack's meaning check judges them).
+    Candidates and prompt words of any token length are kept: random search and EPO render text,
+    and GPO relaxes the single-token ones (:mod:`dpo_diff.relaxation`). With ``token_ids`` (a
+    tokenizer without special tokens) each slot records its candidates' token counts; with
+    ``single_tokens`` too, only what the relaxation can mix is kept (the space before issue 9).
+    ``max_candidates`` caps each slot after all these filters. Everything left out is listed in
+    ``space.dropped`` with the reason.
     """
     parts = parse_kind(kind)
     words = split_words(prompt)
@@ -80,7 +87,11 @@ def build_space(
     def slot_for(word: Word, relation: str, given: list[str] | None):
         # WordNet's are already cut; an LLM's or a user's are scored and kept (the attack's
         # meaning check judges them like any other), low scores ranked last
-        return _scored(prompt, word, relation, given)
+        left_out: list = []
+        scored = _scored(prompt, word, relation, given, left_out)
+        label = word.text if relation == "synonym" else word.text.lower()
+        cut.extend(f"{label}->{c}: {reason}" for c, reason in left_out)
+        return scored
 
     if "synonym" in parts:
         subs = _substitutes(prompt, content, "synonym", source, llm, cut) if external else {}
@@ -119,11 +130,14 @@ def build_space(
     if "nplib" in parts:
         for label, cands in nplib_slots(nplib_size):
             slots.append(Slot(label, ("", *cands), "negative"))
-    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(cut))
-    if token_ids is not None:
+    space = SearchSpace(prompt=prompt, slots=tuple(slots), kind="+".join(parts), dropped=tuple(dict.fromkeys(cut)))
+    if token_ids is not None and single_tokens:
         space = restrict_to_single_tokens(space, token_ids)
     antonym_cap = min(ANTONYM_CAP, max_candidates) if max_candidates else ANTONYM_CAP
-    return space.capped(max_candidates, negative=antonym_cap)
+    space = space.capped(max_candidates, negative=antonym_cap)
+    if token_ids is not None:
+        space = space.with_token_counts(token_ids)
+    return space
 
 
 def restrict_to_single_tokens(space: SearchSpace, token_ids: Callable[[str], list[int]]) -> SearchSpace:

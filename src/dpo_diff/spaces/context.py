@@ -47,6 +47,10 @@ WEIGHTS = (-6.4171, 2.3187, 3.3699, 2.4049, 7.0812, 0.1304, 0.3021, -0.5785, 0.6
 # Candidates scoring below this are cut: on LS07 trial, the cut with the best precision that keeps
 # coverage >= 85 % at cap 8 (lexsub.py --tune). The score is the logit of "an annotator wrote it".
 SYNONYM_THRESHOLD = -2.4
+# Multi-word lemmas ("motor car") are scored by the same weights (fitted on single words) and cut
+# higher: on LS07 trial only 9 of their 410 candidates are annotators' words; the same rule as
+# above (best precision keeping coverage >= 85 % at cap 8) picks -0.3 (lexsub.py --tune-multiword).
+MULTIWORD_THRESHOLD = -0.3
 ANTONYM_THRESHOLD = -1e9
 SENSE_PLACES = 4
 
@@ -230,9 +234,19 @@ def penn_tag(word: str, lemma: str, pos: str) -> str | None:
 
 
 def inflect(substitute: str, tag_: str | None, pos: str) -> str | None:
-    """``substitute`` (a lemma) in the form ``tag_``; None if there is no such form."""
+    """``substitute`` (a lemma) in the form ``tag_``; None if there is no such form.
+
+    A multi-word lemma inflects its head: the last word of a noun ("motor cars"), the first of a
+    verb ("picked up"); multi-word adjectives and adverbs have no graded forms."""
     if tag_ in (None, "NN", "VB", "JJ", "RB", "VBP"):
         return substitute
+    if " " in substitute:
+        words = substitute.split(" ")
+        head = len(words) - 1 if pos == "n" else 0
+        if pos not in ("n", "v"):
+            return None
+        form = inflect(words[head], tag_, pos)
+        return None if form is None else " ".join(words[:head] + [form] + words[head + 1 :])
     from lemminflect import getAllInflections, getInflection
 
     known = getAllInflections(substitute, upos=WN_TO_UPOS[pos]).get(tag_)
@@ -313,6 +327,8 @@ def rank_substitutes(
     features: list | None = None,
     wide: bool = False,
     extra: list[str] | None = None,
+    dropped: list | None = None,
+    only_multiword: bool = False,
 ) -> list[Scored]:
     """Substitutes for ``text[start:end]`` ranked by their in-context score, best first.
 
@@ -323,6 +339,9 @@ def rank_substitutes(
     ``wide`` takes every lemma of an adjective head's similar-to satellites (the meaning check).
     ``extra``: score these candidates (an LLM's or a user file's, as written) instead of WordNet's;
     one WordNet does not relate to a sense of the word gets relation -1 and no counts.
+    ``single_words`` leaves out multi-word lemmas ("motor car"); ``only_multiword`` keeps only them
+    (lexsub.py adds their features to a cache of the single-word ones).
+    ``dropped``, when a list, receives (candidate, reason) for each WordNet lemma that is left out.
     """
     word = text[start:end]
     if not is_content_word(word):
@@ -363,14 +382,23 @@ def rank_substitutes(
     top_sense = float(sense_scores.max())
     best: dict[str, tuple] = {}  # cand lemma -> (sense, place, count, wordnet rank, rel)
     graded = _graded(tuple(sorted({n.lower() for _, _, cs in senses for n, _, _ in cs})))
+    why: dict[str, str] = {}  # cand lemma -> why it is left out (reported unless another sense keeps it)
     for k, ((synset, rank, cands), sense) in enumerate(zip(senses, sense_scores)):
         for name, rel, count in cands:
             cand = name.replace("_", " ")
-            if cand.lower() == lemma or (single_words and " " in cand) or not cand.isascii():
+            if cand.lower() == lemma or (only_multiword and " " not in cand):
+                continue
+            if single_words and " " in cand:
+                why.setdefault(cand, "a multi-word lemma (single words asked for)")
+                continue
+            if not cand.isascii():
+                why.setdefault(cand, "not ASCII")
                 continue
             if relation == "antonym" and sense_place[k] >= ANTONYM_SENSES and rank > 0:
+                why.setdefault(cand, "an antonym of a sense not in use")
                 continue  # antonyms of the senses in use only (by gloss fit, or WordNet's first)
             if cand.lower() in graded:
+                why.setdefault(cand, "a comparative or superlative")
                 continue
             key = (float(sense), sense_place[k], count, rank, rel)
             old = best.get(cand)
@@ -379,6 +407,9 @@ def rank_substitutes(
     if relation == "synonym" and not wide and extra is None:
         # only the senses that fit (first SENSE_PLACES by gloss) or WordNet's first two: halves the
         # encoder's work; on LS07 trial P@1 0.330 -> 0.323, precision 0.207 -> 0.212
+        for c, k in best.items():
+            if not keep_sense(k[1], k[3]):
+                why[c] = "its sense is not in use (gloss fit and WordNet rank)"
         best = {c: k for c, k in best.items() if keep_sense(k[1], k[3])}
     if extra is not None:
         from lemminflect import getAllLemmas
@@ -390,8 +421,6 @@ def rank_substitutes(
             lemmas = [text_] + [x for forms in getAllLemmas(text_.lower()).values() for x in forms]
             chosen[text_] = next((best[x] for x in lemmas if x in best), default)
         best = chosen
-    if not best:
-        return []
     surface: dict[str, str] = {}
     for cand in best:
         if extra is not None:
@@ -401,6 +430,10 @@ def rank_substitutes(
         form_ = inflect(cand, form, pos) if relation == "synonym" else cand
         if form_ is not None and form_.lower() != word.lower():
             surface[cand] = match_case(word, form_) if relation == "synonym" else form_.lower()
+        elif form_ is None:
+            why[cand] = f"no {form} form"
+    if dropped is not None and extra is None:
+        dropped.extend((c, r) for c, r in why.items() if c not in surface)
     if not surface:
         return []
     names = list(surface)
@@ -420,7 +453,12 @@ def rank_substitutes(
         score = float(f @ w)
         if features is not None:
             features.append((cand, f))
-        if score >= cut:
+        cut_here = max(cut, MULTIWORD_THRESHOLD) if threshold is None and " " in cand else cut
+        if score >= cut_here:
             out.append(Scored(surface[cand], round(score, 4), cand, round(float(fit), 4)))
+        elif dropped is not None:
+            dropped.append((surface[cand], f"in-context score {score:.2f} under the cut {cut_here:g}"))
     out.sort(key=lambda s: -s.score)
+    if dropped is not None and max_candidates:
+        dropped.extend((s.text, f"over the cap of {max_candidates}") for s in out[max_candidates:])
     return out[:max_candidates] if max_candidates else out

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .pipelines.conditioning import TokenMixture
+from ..pipelines.conditioning import TokenMixture
 
 
 def sampled_choice(tspace, words: Tensor, present: tuple[bool, ...]) -> tuple[int, ...]:
