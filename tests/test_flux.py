@@ -12,13 +12,13 @@ import dpo_diff
 from dpo_diff.cli import app
 from dpo_diff.errors import DpoDiffError
 from dpo_diff.estimators import FullEstimator, ShortcutEstimator
-from dpo_diff.objectives import ClipLoss
-from dpo_diff.pipelines import TokenMixture, make_model
+from dpo_diff.pipelines import make_model
 from dpo_diff.pipelines.flux import FluxModel
-from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
+from dpo_diff.relaxation import encode_relaxed, one_hot, tokenize_space
 from dpo_diff.relaxation.t5 import t5_coverage
-from dpo_diff.sampling import SamplingConfig
 from dpo_diff.spaces import build_space
+
+from .family_checks import attack_and_batch_from_the_cli, gradients_per_encoder
 
 PROMPT = "a big red cat on the left"
 
@@ -134,29 +134,8 @@ def test_gradients_reach_the_logits_through_each_encoder(flux, estimator, user_s
     space = build_space(PROMPT, "synonym", source=user_space, token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
     assert t5_coverage(model, tspace)["big"] == "mixed"
-    relaxed = RelaxedChoice(tspace.mask)
     encoders = {"clip-pooled": model.text_encoder, "t5": model.t5_encoder.encoder}
-    original = model.mixed_embeddings
-    grads = {}
-    for which, encoder in encoders.items():
-        weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(0))
-
-        def only_one(enc, mixture, keep=encoder):
-            if mixture is not None and enc is not keep:
-                mixture = TokenMixture(mixture.positions, mixture.candidate_ids, mixture.weights.detach())
-            return original(enc, mixture)
-
-        model.mixed_embeddings = only_one
-        try:
-            sampling = SamplingConfig((0,), steps=3, guidance=1.0)
-            loss = estimator.loss(
-                model, sampling, ClipLoss(flux.scorer, PROMPT), lambda: encode_relaxed(model, tspace, weights), t=25
-            )
-            (g,) = torch.autograd.grad(loss, relaxed.logits)
-        finally:
-            del model.mixed_embeddings
-        assert torch.isfinite(g).all() and g[tspace.mask].abs().sum() > 0, which
-        grads[which] = g
+    grads = gradients_per_encoder(flux, tspace, estimator, encoders, PROMPT, guidance=1.0)
     assert not torch.allclose(grads["clip-pooled"], grads["t5"])
 
 
@@ -182,30 +161,12 @@ def test_every_solver_enhances_on_flux_with_true_cfg(flux, solver):
 
 
 def test_flux_attack_and_batch_from_the_cli(tmp_path):
-    runner = CliRunner()
-    out = tmp_path / "attack"
-    res = runner.invoke(app, [
-        "attack", PROMPT, "--model", "tiny-flux", "--steps", "2", "--budget", "40", "--min-similarity", "0",
-        "--solver", "gpo", "--iterations", "2", "--eval-seeds", "1", "--out", str(out),
-    ])
-    assert res.exit_code == 0, res.output
-    data = json.loads((out / "result.json").read_text())
-    assert data["model"] == "tiny-flux" and data["best"]["loss"] >= data["initial"]["loss"]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("a red cat\na blue dog on the left\n")
-    res = runner.invoke(app, [
-        "run", str(prompts), "--model", "tiny-flux", "--true-cfg", "2", "--steps", "2", "--budget", "30",
-        "--out", str(tmp_path / "b"),  # the default enhance space: negative prompts, through true CFG
-    ])
-    assert res.exit_code == 0, res.output
-    from dpo_diff.batch import ResultStore
-
-    store = ResultStore.open_existing(tmp_path / "b")
-    try:
-        assert store.counts() == {"done": 2}
-        assert store.config()["guidance"] == 2.0
-    finally:
-        store.close()
+    config = attack_and_batch_from_the_cli(
+        tmp_path, "tiny-flux", PROMPT,
+        ["--steps", "2", "--budget", "40", "--solver", "gpo", "--iterations", "2", "--eval-seeds", "1"],
+        ["--true-cfg", "2", "--steps", "2", "--budget", "30"],  # the default enhance space: negative prompts, through true CFG
+    )
+    assert config["guidance"] == 2.0
 
 
 def test_flux_random_is_the_published_flux_schnell_architecture():

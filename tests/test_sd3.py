@@ -6,18 +6,18 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import dpo_diff
-from dpo_diff.cli import app
 from dpo_diff.estimators import FullEstimator, ShortcutEstimator
 from dpo_diff.objectives import ClipLoss
-from dpo_diff.pipelines import TokenMixture, make_model
+from dpo_diff.pipelines import make_model
 from dpo_diff.pipelines.stable_diffusion_3 import StableDiffusion3Model
 from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
 from dpo_diff.relaxation.t5 import t5_coverage
 from dpo_diff.sampling import SamplingConfig
 from dpo_diff.spaces import build_space
+
+from .family_checks import attack_and_batch_from_the_cli, gradients_per_encoder
 
 PROMPT = "a big red cat on the left"
 CLIP_L, CLIP_G, CLIP_LEN = 32, 32, 77  # tiny-sd3's CLIP widths and length
@@ -182,29 +182,8 @@ def test_gradients_reach_the_logits_through_each_encoder(sd3, estimator, user_sp
     space = build_space(PROMPT, "synonym", source=user_space, token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
     assert t5_coverage(model, tspace)["big"] == "mixed"
-    relaxed = RelaxedChoice(tspace.mask)
     encoders = {"clip-l": model.text_encoder, "clip-g": model.text_encoder_2, "t5": model.t5_encoder.encoder}
-    original = model.mixed_embeddings
-    grads = {}
-    for which, encoder in encoders.items():
-        weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(0))
-
-        def only_one(enc, mixture, keep=encoder):
-            if mixture is not None and enc is not keep:
-                mixture = TokenMixture(mixture.positions, mixture.candidate_ids, mixture.weights.detach())
-            return original(enc, mixture)
-
-        model.mixed_embeddings = only_one
-        try:
-            sampling = SamplingConfig((0,), steps=3, guidance=4.0)
-            loss = estimator.loss(
-                model, sampling, ClipLoss(sd3.scorer, PROMPT), lambda: encode_relaxed(model, tspace, weights), t=25
-            )
-            (g,) = torch.autograd.grad(loss, relaxed.logits)
-        finally:
-            del model.mixed_embeddings
-        assert torch.isfinite(g).all() and g[tspace.mask].abs().sum() > 0, which
-        grads[which] = g
+    grads = gradients_per_encoder(sd3, tspace, estimator, encoders, PROMPT, guidance=4.0)
     assert not torch.allclose(grads["clip-l"], grads["t5"]) and not torch.allclose(grads["clip-g"], grads["t5"])
 
 
@@ -232,28 +211,9 @@ def test_every_solver_enhances_on_sd3(sd3, solver):
 
 
 def test_sd3_attack_and_batch_from_the_cli(tmp_path):
-    runner = CliRunner()
-    out = tmp_path / "attack"
-    res = runner.invoke(app, [
-        "attack", PROMPT, "--model", "tiny-sd3", "--steps", "2", "--budget", "40", "--min-similarity", "0",
-        "--solver", "hybrid", "--eval-seeds", "1", "--out", str(out),
-    ])
-    assert res.exit_code == 0, res.output
-    data = json.loads((out / "result.json").read_text())
-    assert data["model"] == "tiny-sd3" and data["best"]["loss"] >= data["initial"]["loss"]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("a red cat\na blue dog on the left\n")
-    res = runner.invoke(app, [
-        "run", str(prompts), "--model", "tiny-sd3", "--steps", "2", "--budget", "30", "--out", str(tmp_path / "b"),
-    ])
-    assert res.exit_code == 0, res.output
-    from dpo_diff.batch import ResultStore
-
-    store = ResultStore.open_existing(tmp_path / "b")
-    try:
-        assert store.counts() == {"done": 2}
-    finally:
-        store.close()
+    attack_and_batch_from_the_cli(tmp_path, "tiny-sd3", PROMPT,
+                                  ["--steps", "2", "--budget", "40", "--solver", "hybrid", "--eval-seeds", "1"],
+                                  ["--steps", "2", "--budget", "30"])
 
 
 def test_sd35_random_is_the_published_sd35_medium_architecture():
@@ -291,7 +251,8 @@ def test_few_step_use_like_sd35_large_turbo(sd3, steps, k):
     assert torch.allclose(losses[0], losses[1], atol=1e-6) and torch.allclose(grads[0], grads[1], atol=1e-7)
     assert grads[0].abs().sum() > 0
     if steps == 1:
-        choice = tuple(n - 1 for n in space.sizes)
+        # the last candidate the relaxation represents in each slot (several-token ones are held, not mixed)
+        choice = tuple(int(tspace.mask[j].nonzero().max()) for j in range(len(space.slots)))
         weights = one_hot(space, choice, tspace.mask.shape[1])
         with torch.no_grad():
             relaxed_loss = ShortcutEstimator(1).loss(model, sampling, objective,
@@ -313,7 +274,7 @@ def test_sd3_without_t5_conditions_on_zeros_like_the_pipeline(sd3):
     assert not cond.embeds[:, CLIP_LEN:].any()
     space = build_space(PROMPT, "synonym+nplib", token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
-    choice = tuple(n - 1 for n in space.sizes)
+    choice = tuple(int(tspace.mask[j].nonzero().max()) for j in range(len(space.slots)))  # relaxed candidates
     cond, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
     positive, negative = space.render(choice)
     assert torch.equal(cond.embeds, model.encode([positive]).embeds)

@@ -1,21 +1,17 @@
 """SDXL: both text encoders get the relaxed word, the pooled embedding and time ids reach the
 UNet, and everything above the adapter (estimators, solvers, batch runner, CLI) runs unchanged."""
 
-import json
-
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import dpo_diff
-from dpo_diff.cli import app
 from dpo_diff.errors import ModelNotFoundError
 from dpo_diff.estimators import FullEstimator, ShortcutEstimator
-from dpo_diff.objectives import ClipLoss
-from dpo_diff.pipelines import StableDiffusionXLModel, TokenMixture, make_model
-from dpo_diff.relaxation import RelaxedChoice, encode_relaxed, one_hot, tokenize_space
-from dpo_diff.sampling import SamplingConfig
+from dpo_diff.pipelines import StableDiffusionXLModel, make_model
+from dpo_diff.relaxation import encode_relaxed, one_hot, tokenize_space
 from dpo_diff.spaces import build_space
+
+from .family_checks import attack_and_batch_from_the_cli, gradients_per_encoder
 
 PROMPT = "a big red cat on the left"
 
@@ -82,29 +78,8 @@ def test_gradients_reach_the_logits_through_both_encoders(xl, estimator):
     model = xl.model
     space = build_space(PROMPT, "synonym+antonym", token_ids=model.word_token_ids)
     tspace = tokenize_space(space, model)
-    relaxed = RelaxedChoice(tspace.mask)
-    grads = {}
-    original = model.mixed_embeddings
-    for which in ("text_encoder", "text_encoder_2"):  # each encoder alone carries gradient
-        weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(0))
-        other = model.text_encoder_2 if which == "text_encoder" else model.text_encoder
-
-        def only_one(encoder, mixture, other=other):
-            if encoder is other:
-                mixture = TokenMixture(mixture.positions, mixture.candidate_ids, mixture.weights.detach())
-            return original(encoder, mixture)
-
-        model.mixed_embeddings = only_one
-        try:
-            sampling = SamplingConfig((0,), steps=3, guidance=7.5)
-            loss = estimator.loss(
-                model, sampling, ClipLoss(xl.scorer, PROMPT), lambda: encode_relaxed(model, tspace, weights), t=25
-            )
-            (g,) = torch.autograd.grad(loss, relaxed.logits)
-        finally:
-            del model.mixed_embeddings
-        grads[which] = g
-        assert torch.isfinite(g).all() and g[tspace.mask].abs().sum() > 0
+    encoders = {"text_encoder": model.text_encoder, "text_encoder_2": model.text_encoder_2}
+    grads = gradients_per_encoder(xl, tspace, estimator, encoders, PROMPT, guidance=7.5)  # each encoder alone
     assert not torch.allclose(grads["text_encoder"], grads["text_encoder_2"])
 
 
@@ -129,28 +104,8 @@ def test_every_solver_runs_on_sdxl(xl, solver):
 
 
 def test_sdxl_attack_and_batch_from_the_cli(tmp_path):
-    runner = CliRunner()
-    out = tmp_path / "attack"
-    res = runner.invoke(app, [
-        "attack", PROMPT, "--model", "tiny-sdxl", "--steps", "3", "--budget", "60", "--min-similarity", "0",
-        "--out", str(out),
-    ])
-    assert res.exit_code == 0, res.output
-    data = json.loads((out / "result.json").read_text())
-    assert data["model"] == "tiny-sdxl" and data["best"]["loss"] >= data["initial"]["loss"]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("a red cat\na blue dog on the left\n")
-    res = runner.invoke(app, [
-        "run", str(prompts), "--model", "tiny-sdxl", "--steps", "2", "--budget", "40", "--out", str(tmp_path / "b"),
-    ])
-    assert res.exit_code == 0, res.output
-    from dpo_diff.batch import ResultStore
-
-    store = ResultStore.open_existing(tmp_path / "b")
-    try:
-        assert store.counts() == {"done": 2}
-    finally:
-        store.close()
+    attack_and_batch_from_the_cli(tmp_path, "tiny-sdxl", PROMPT, ["--steps", "3", "--budget", "60"],
+                                  ["--steps", "2", "--budget", "40"])
 
 
 def test_tokenizers_with_other_vocabularies_are_refused(xl):

@@ -126,7 +126,7 @@ class _PlantedProblem(Problem):
     def _losses(self, choices):
         self.meter.add_forward(self.eval_cost * len(choices))
         losses = self.distance(self._encode(choices))
-        return losses.tolist(), torch.zeros(len(choices), 1, 3, 2, 2)
+        return losses.detach()[:, None], torch.zeros(len(choices), 1, 3, 2, 2)  # per choice and seed (one seed)
 
 
 class _PlantedEstimator:

@@ -34,11 +34,12 @@ def _encode_layout(
     model: StableDiffusionModel, tspace: TokenizedSpace, words: Tensor, present: tuple[bool, ...], negative: bool
 ) -> Conditioning:
     ids, positions, slots = tspace.layout(present, negative)
+    mixture = None  # only held words: plain text
     if positions.numel() == 0:
         if negative and not any(isinstance(p, tuple) for p in tspace.neg_pieces):
             return model.encode([""])  # no word: the pipeline's own empty negative prompt (SDXL: zeros)
-        return model.encode_ids(ids)  # only held words: plain text
-    mixture = TokenMixture(positions, tspace.candidate_ids[slots], words[slots])
+    else:
+        mixture = TokenMixture(positions, tspace.candidate_ids[slots], words[slots])
     if hasattr(model, "second_vocabulary"):  # T5 beside CLIP (SD3, FLUX): its own layout, see relaxation/t5.py
         return model.encode_ids(ids, mixture, model.second_vocabulary(tspace, words, present, negative))
     return model.encode_ids(ids, mixture)

@@ -60,8 +60,8 @@ def _plan(model, tspace, choice: tuple[int, ...], negative: bool):
         ids = [0] * tspace.mask.shape[1]
         reason = ""
         for c, word in enumerate(slot.candidates):
-            if not word.strip() or c == choice[j]:
-                continue
+            if not word.strip() or c == choice[j] or not bool(tspace.mask[j, c]):
+                continue  # empty, the chosen word itself, or not relaxed (several CLIP tokens, or a held slot)
             alt = list(choice)
             alt[j] = c
             other = model.t5_piece_ids(_side_text(tspace, tuple(alt), negative))
@@ -80,8 +80,8 @@ def _plan(model, tspace, choice: tuple[int, ...], negative: bool):
             why[j] = "past T5's sequence length"
             continue
         ids[choice[j]] = base[position]
-        for c, word in enumerate(slot.candidates):  # empty / missing candidates: weight 0, any valid id
-            if not word.strip():
+        for c, word in enumerate(slot.candidates):  # empty, unrelaxed or missing candidates: weight 0, any valid id
+            if not word.strip() or not bool(tspace.mask[j, c]):
                 ids[c] = base[position]
         for c in range(len(slot.candidates), len(ids)):
             ids[c] = base[position]
