@@ -96,7 +96,7 @@ def gradient_row(engine, tspace, objective, estimator, steps: int, t: int, repea
     sampling = SamplingConfig((0,), steps=steps, guidance=guidance)
     runs = []
     for _ in range(repeats + (1 if repeats > 1 else 0)):  # the first of several runs warms up
-        model.meter = CostMeter()
+        model.meter = CostMeter(recompute=model.checkpointed)
         relaxed = RelaxedChoice(tspace.mask)
         weights = relaxed.gumbel_weights(1.0, torch.Generator().manual_seed(0))
         with Meter(model.device) as m:
@@ -176,6 +176,11 @@ def measure(name: str, preset: str, resolution: int | None, args, dtype: torch.d
         lambda: generation_row(engine, space, objective, args.eval_steps, args.population, 1, not args.quick, guidance))
     for solver in ("epo", "hybrid"):
         add(f"{solver} run, budget {args.budget}", args.eval_steps, lambda: run_row(engine, solver, args.eval_steps, args.budget, guidance, kind))
+    # the memory saver of the grad step: checkpointing inside the denoiser (same gradient, one recompute counted)
+    model.enable_checkpointing()
+    for steps in args.steps[-1:]:
+        add("shortcut grad, denoiser checkpointed", steps,
+            lambda: gradient_row(engine, tspace, objective, ShortcutEstimator(1), steps, args.t, args.repeats, guidance))
     del engine, model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

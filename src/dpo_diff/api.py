@@ -84,6 +84,8 @@ def optimize(
 
     if engine is None:
         engine = load_for(cfg)
+    elif cfg.checkpoint and not engine.model.checkpointed:
+        engine.model.enable_checkpointing()
     guidance = cfg.effective_guidance()
     guidance = engine.default_guidance if guidance is None else guidance
     check_guidance(space_kind, parts, guidance, cfg.guidance_option(getattr(engine.model, "guidance_option", "--guidance")))
@@ -94,7 +96,8 @@ def optimize(
     if on_space is not None:
         on_space(search_space)
     decode_passes, score_passes, _ = measure_cost_ratios(engine.model, objective.scorer)
-    meter = CostMeter(None, decode_passes=decode_passes, score_passes=score_passes)
+    meter = CostMeter(None, decode_passes=decode_passes, score_passes=score_passes,
+                      recompute=engine.model.checkpointed)
     eval_cost = sampling.passes() + meter.image_cost(len(seed_list))
     budget = cfg.budget if cfg.budget is not None else DEFAULT_EVALUATIONS * sampling.passes()
     if budget < eval_cost:

@@ -66,6 +66,9 @@ class RunConfig:
     source: str = option("wordnet", "Where substitutes come from: wordnet | llm | PATH.json")
     estimator: str = option("shortcut", "shortcut | full | full-checkpoint", flag="--estimator")
     k: int = option(1, "Grad denoiser steps of the shortcut estimator.", flag="--k")
+    checkpoint: bool = option(
+        False, "Gradient checkpointing inside the denoiser for the gradient steps: less memory (SDXL, SD3, FLUX "
+        "at full size), one more forward per differentiated pass, counted; values unchanged.")
     schedule: str = option("step-15-2", "t_i schedule in 50-step units: step-A-B | rand-A-B | fix-N.")
     iterations: int = option(20, "Gradient iterations of gpo / hybrid.")
     gpo_style: str = option(

@@ -43,8 +43,9 @@ class CostMeter:
     used: float = 0.0
     decode_passes: float = 0.0
     score_passes: float = 0.0
+    recompute: bool = False  # the denoiser is checkpointed: each differentiated pass is run once more in the backward
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("unet", "unet_backward", "decode", "decode_backward", "score", "score_backward"), 0))
+        ("unet", "unet_backward", "unet_recompute", "decode", "decode_backward", "score", "score_backward"), 0))
 
     def add_forward(self, n: int) -> None:
         """``n`` denoiser passes."""
@@ -52,9 +53,15 @@ class CostMeter:
         self.counts["unet"] += int(n)
 
     def add_backward(self, n_forward: int) -> None:
-        """The backward pass through ``n_forward`` denoiser passes."""
-        self.used += 2 * int(n_forward)
+        """The backward pass through ``n_forward`` denoiser passes (and, checkpointed, their recompute)."""
+        self.used += self.backward_passes() * int(n_forward)
         self.counts["unet_backward"] += int(n_forward)
+        if self.recompute:
+            self.counts["unet_recompute"] += int(n_forward)
+
+    def backward_passes(self) -> int:
+        """Passes a backward through one denoiser pass costs: 2, or 3 with the checkpointed recompute."""
+        return 3 if self.recompute else 2
 
     def add_decode(self, n_images: int, backward: bool = False) -> None:
         """Decoding ``n_images`` latents (``backward``: the backward pass through those decodes)."""
@@ -81,7 +88,7 @@ class CostMeter:
         """What was spent, per part, in denoiser-pass equivalents, with the conversion used."""
         d, s, c = self.decode_passes, self.score_passes, self.counts
         return {
-            "unet": c["unet"] + 2 * c["unet_backward"],
+            "unet": c["unet"] + 2 * c["unet_backward"] + c.get("unet_recompute", 0),
             "decode": round(d * (c["decode"] + 2 * c["decode_backward"]), 3),
             "score": round(s * (c["score"] + 2 * c["score_backward"]), 3),
             "decode_passes_per_image": round(d, 4),

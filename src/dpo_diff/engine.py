@@ -60,12 +60,14 @@ def load(
     scorer: str | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    checkpoint: bool = False,
 ) -> Engine:
     """Load a Stable Diffusion or SDXL pipeline (preset, bundled model, Hub id or folder) and its CLIP scorer.
 
     ``model`` defaults to the bundled ``world`` when it is installed, else the ``tiny`` preset.
     The scorer defaults to the preset's own for presets and to ``openai/clip-vit-base-patch32``
-    otherwise.
+    otherwise. ``checkpoint``: gradient checkpointing inside the denoiser (see
+    :meth:`~dpo_diff.pipelines.stable_diffusion.StableDiffusionModel.enable_checkpointing`).
     """
     model = model or default_model()
     dev = resolve_device(device)
@@ -73,6 +75,8 @@ def load(
         dtype = torch.float32  # shipped as fp16 safetensors; computed in fp32 on a CPU
     pipe = load_pipeline(model, dev, dtype)
     generator = make_model(pipe, model)
+    if checkpoint:
+        generator.enable_checkpointing()
     own_scorer = model in PRESETS or model in bundled_models() or has_own_scorer(model)
     if scorer is None and has_own_scorer(model):
         scorer = str(Path(model).expanduser() / "scorer")
@@ -87,7 +91,8 @@ def load_for(config) -> Engine:
     """The engine a :class:`~dpo_diff.config.RunConfig` asks for (``--scorer`` names the objective's
     model; it is the engine's own scorer only for the objective that uses it)."""
     spec = get_objective(config.objective)
-    return load(config.model, scorer=config.scorer if spec.engine_scorer else None, device=config.device)
+    return load(config.model, scorer=config.scorer if spec.engine_scorer else None, device=config.device,
+                checkpoint=config.checkpoint)
 
 
 def known_guidance(model: str) -> float | None:

@@ -28,7 +28,8 @@ class FullEstimator:
 
     def cost(self, t: int, sampling: SamplingConfig, meter: CostMeter | None = None) -> float:
         images = meter.image_cost(len(sampling.seeds), backward=True) if meter is not None else 0.0
-        return sampling.passes() * (4 if self.checkpoint else 3) + images
+        backward = meter.backward_passes() if meter is not None else 2
+        return sampling.passes() * ((2 if self.checkpoint else 1) + backward) + images
 
     def loss(
         self,

@@ -46,7 +46,8 @@ class ShortcutEstimator:
         backward), plus decoding and scoring each seed's image with a backward (when ``meter`` counts them)."""
         k = min(self.k, sampling.steps)
         images = meter.image_cost(len(sampling.seeds), backward=True) if meter is not None else 0.0
-        return sampling.passes(self.start_step(t, sampling)) + 3 * sampling.passes(k) + images
+        backward = meter.backward_passes() if meter is not None else 2
+        return sampling.passes(self.start_step(t, sampling)) + (1 + backward) * sampling.passes(k) + images
 
     def loss(
         self,

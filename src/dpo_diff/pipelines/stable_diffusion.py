@@ -48,6 +48,17 @@ class StableDiffusionModel:
         if self.max_length > 1000:  # tokenizers saved without a limit
             self.max_length = 77
 
+    checkpointed = False  # gradient checkpointing inside the denoiser (see enable_checkpointing)
+
+    def enable_checkpointing(self) -> None:
+        """Gradient checkpointing inside the denoiser (diffusers' own, per block): a differentiated
+        pass keeps only the blocks' inputs and recomputes the rest in the backward, so the grad
+        steps of SDXL, SD3 or FLUX at full size fit in less memory. Values and gradients are
+        unchanged; the recompute (one more forward per differentiated pass) is counted. Set on the
+        shared model, so it holds for every run of the engine."""
+        self.unet.enable_gradient_checkpointing()
+        self.checkpointed = True
+
     def with_meter(self, meter: CostMeter) -> StableDiffusionModel:
         """This adapter counting into ``meter``: a shallow copy sharing every module, for one run."""
         view = copy.copy(self)
