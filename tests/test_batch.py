@@ -88,7 +88,7 @@ def test_resume_skips_finished_and_refuses_another_configuration(engine, tmp_pat
     assert counts == {"done": 2}
     counts = run_batch(records, tmp_path / "out", "enhance", model=engine, **FAST)
     assert counts == {"done": 3, "refused": 1}
-    with pytest.raises(DpoDiffError, match="a enhance run, not attack"):
+    with pytest.raises(DpoDiffError, match="an 'enhance' run, not 'attack'"):
         run_batch(records, tmp_path / "out", "attack", model=engine, **FAST)
     with pytest.raises(DpoDiffError, match="solver"):
         run_batch(records, tmp_path / "out", "enhance", model=engine, **{**FAST, "solver": "epo"})
