@@ -7,7 +7,7 @@ fp16 unless told otherwise (1024 px for SD3.5 and FLUX):
   - one gradient iteration of the shortcut estimator at several step counts, and of the full
     estimator without and with checkpointing (rows that run out of memory say "OOM"),
   - one EPO generation (``--population`` candidates) evaluated batched vs one at a time,
-  - whole EPO and hybrid runs (the solvers' defaults, ``--budget`` UNet passes),
+  - whole EPO and hybrid runs (the solvers' defaults, ``--budget`` denoiser passes),
 reporting peak GPU memory (``torch.cuda.max_memory_allocated`` per row) and seconds; rows of one
 model are measured side by side in one process, so ratios between them are what to compare
 across machines. On a CPU there is no peak-memory counter: the table shows "-" there, and
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-steps", type=int, default=50, help="sampling steps of EPO / whole runs")
     parser.add_argument("--population", type=int, default=20, help="candidates in one EPO generation (EPO's default)")
     parser.add_argument("--eval-batch", type=int, default=8)
-    parser.add_argument("--budget", type=int, default=4000, help="UNet passes of each whole run")
+    parser.add_argument("--budget", type=int, default=4000, help="denoiser passes of each whole run")
     parser.add_argument("--t", type=int, default=25, help="t_i of the shortcut, out of 50")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: 64 px SD-1.5 config, tiny-sdxl, tiny-sd3, tiny-flux, 2-4 steps")
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     where = str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     print(f"DPO-Diff cost on {where}; peak = max GPU memory allocated in the row (GiB)")
-    header = f"{'model':<5} {'what':<32} {'steps':>5} {'seconds':>9} {'peak GiB':>10} {'UNet':>6}"
+    header = f"{'model':<5} {'what':<32} {'steps':>5} {'seconds':>9} {'peak GiB':>10} {'passes':>6}"
     print(header)
     print("-" * len(header))
     rows = []

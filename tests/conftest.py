@@ -1,3 +1,4 @@
+import json
 import os
 import warnings
 
@@ -39,3 +40,16 @@ def fresh_meter(model):
 
     model.meter = CostMeter()
     return model.meter
+
+
+# A user-file space (deterministic): "big" and "cat" have words of one T5 piece each in tiny-*'s
+# T5 vocabulary, "red" has "reddish" (one CLIP token, two T5 pieces: "▁red" "dish").
+USER_SPACE = {"synonym": {"big": ["large", "huge", "massive"], "red": ["maroon", "reddish", "ruby"],
+                          "cat": ["kitty", "feline"]}}
+
+
+@pytest.fixture(scope="module")
+def user_space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "space.json"
+    path.write_text(json.dumps(USER_SPACE))
+    return str(path)

@@ -14,7 +14,6 @@ from dpo_diff.pipelines import TokenMixture
 from dpo_diff.relaxation import RelaxedChoice, encode_relaxed
 from dpo_diff.sampling import SamplingConfig
 
-
 def gradients_per_encoder(engine, tspace, estimator, encoders: dict, prompt: str, guidance: float) -> dict:
     """The logits' gradient with every encoder's mixture frozen but one, for each encoder in turn.
 

@@ -2,8 +2,6 @@
 negative prompt are the pipeline's, flow-matching sampling reproduces ``pipe(...)``, and the
 estimators, solvers and CLI run unchanged on the ``tiny-sd3`` preset."""
 
-import json
-
 import pytest
 import torch
 
@@ -21,19 +19,6 @@ from .family_checks import attack_and_batch_from_the_cli, gradients_per_encoder
 
 PROMPT = "a big red cat on the left"
 CLIP_L, CLIP_G, CLIP_LEN = 32, 32, 77  # tiny-sd3's CLIP widths and length
-
-
-# A user-file space (deterministic): "big" and "cat" have words of one T5 piece each in tiny-*'s
-# T5 vocabulary, "red" has "reddish" (one CLIP token, two T5 pieces: "▁red" "dish").
-USER_SPACE = {"synonym": {"big": ["large", "huge", "massive"], "red": ["maroon", "reddish", "ruby"],
-                          "cat": ["kitty", "feline"]}}
-
-
-@pytest.fixture(scope="module")
-def user_space(tmp_path_factory):
-    path = tmp_path_factory.mktemp("space") / "space.json"
-    path.write_text(json.dumps(USER_SPACE))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
