@@ -189,9 +189,9 @@ def measure(name: str, preset: str, resolution: int | None, args, dtype: torch.d
 
 def format_row(r: dict) -> str:
     if r.get("oom"):
-        return f"{r['model']:<5} {r['what']:<32} {r['steps'] or '':>5} {'OOM':>9} {'OOM':>10} {'':>6}"
+        return f"{r['model']:<5} {r['what']:<36} {r['steps'] or '':>5} {'OOM':>9} {'OOM':>10} {'':>6}"
     peak = f"{r['peak_mib'] / 1024:10.2f}" if r["peak_mib"] is not None else f"{'-':>10}"
-    return f"{r['model']:<5} {r['what']:<32} {r['steps'] or '':>5} {r['seconds']:9.3f} {peak} {r['unet_passes']:>6}"
+    return f"{r['model']:<5} {r['what']:<36} {r['steps'] or '':>5} {r['seconds']:9.3f} {peak} {r['unet_passes']:>6.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     where = str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     print(f"DPO-Diff cost on {where}; peak = max GPU memory allocated in the row (GiB)")
-    header = f"{'model':<5} {'what':<32} {'steps':>5} {'seconds':>9} {'peak GiB':>10} {'passes':>6}"
+    header = f"{'model':<5} {'what':<36} {'steps':>5} {'seconds':>9} {'peak GiB':>10} {'passes':>6}"
     print(header)
     print("-" * len(header))
     rows = []
