@@ -83,16 +83,16 @@ def _load_error(name: str, what: str, err: Exception) -> ModelNotFoundError:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     for tail in (" Please check", " Check the", " check the stacktrace"):  # diffusers points at a traceback we do not show
         first = first.split(tail)[0]
-    first = first if len(first) <= 160 else first[:157] + "..."
+    first = first.removeprefix(f"Cannot load model {name}: ").rstrip(". ")
+    first = first if len(first) <= 120 else first[:119].rstrip() + "…"
     if Path(name).expanduser().exists():  # a local folder that is not a complete saved model
         return ModelNotFoundError(f"cannot load {what} folder '{name}': {first}")
     where = "not in the local cache (HF_HUB_OFFLINE is set)" if offline else "not found on the Hub or in the cache"
     presets = ", ".join(PRESETS)
     bundled = " or the bundled " + ", ".join(bundled_models()) if bundled_models() else ""
     return ModelNotFoundError(
-        f"cannot load {what} '{name}': {where} ({first.rstrip('.')}). Use a preset ({presets}){bundled}; for a "
-        "Hub model, run once online to cache it (HF_HUB_OFFLINE unset) or give a local folder saved with "
-        "save_pretrained"
+        f"cannot load {what} '{name}': {where} [{first}]. Use a preset ({presets}){bundled}; for a Hub "
+        "model, run once online to cache it (HF_HUB_OFFLINE unset) or give a local folder saved with save_pretrained"
     )
 
 
