@@ -25,15 +25,14 @@ DEFAULT_GUIDANCE = 7.5  # unless the model's preset asks for another (few-step m
 
 
 def option(default: Any, help: str, *, stored: bool = True, cli: bool = True, task: str | None = None,
-           cli_type: type | None = None, envvar: str | None = None, flag: str | None = None) -> Any:
+           cli_type: type | None = None, envvar: str | None = None) -> Any:
     """A RunConfig field: its default, its CLI help, and how the store and the CLI treat it.
 
     ``stored``: the value changes results, so a batch store keeps it and refuses another on resume.
     ``task``: the option only exists for that task's commands. ``cli_type``: the CLI's type when it
     differs from the API's (seeds are text on the command line).
     """
-    meta = {"help": help, "stored": stored, "cli": cli, "task": task, "cli_type": cli_type, "envvar": envvar,
-            "flag": flag}
+    meta = {"help": help, "stored": stored, "cli": cli, "task": task, "cli_type": cli_type, "envvar": envvar}
     return field(default=default, metadata=meta)
 
 
@@ -42,11 +41,11 @@ class RunConfig:
     """The options of one run. Unset values (None) are resolved from the model when it is loaded."""
 
     model: str | None = option(
-        None, "world (bundled, the default when installed), a preset (tiny, tiny-sdxl, tiny-sdxl-turbo, "
-        "sd15-random, sdxl-random), a Hugging Face Hub id (SD 1.x/2.x, SDXL, Turbo) or a local pipeline folder.",
-        stored=True)
+        None, "world (bundled, the default when installed), a preset (tiny, tiny-sdxl, tiny-sdxl-turbo, tiny-sd3, "
+        "tiny-flux; sd15-random, sdxl-random, sd35-random, flux-random), a Hugging Face Hub id (SD 1.x/2.x, SDXL, "
+        "Turbo, SD3/3.5, FLUX.1) or a local pipeline folder.")
     space: str | None = option(None, "synonym | antonym | nplib | antonym+nplib (default: by task).")
-    solver: str = option("hybrid", "random | epo | gpo | hybrid", flag="--solver")
+    solver: str = option("hybrid", "random | epo | gpo | hybrid")
     objective: str = option(
         "clip", "What the search optimizes: clip (spherical CLIP distance, the paper's) or pickscore "
         "(a preference model); see README.")
@@ -64,8 +63,8 @@ class RunConfig:
         "--guidance for other models.", stored=False)
     seed: int = option(0, "Seed of the search itself (sampling, mutations).")
     source: str = option("wordnet", "Where substitutes come from: wordnet | llm | PATH.json")
-    estimator: str = option("shortcut", "shortcut | full | full-checkpoint", flag="--estimator")
-    k: int = option(1, "Grad denoiser steps of the shortcut estimator.", flag="--k")
+    estimator: str = option("shortcut", "shortcut | full | full-checkpoint")
+    k: int = option(1, "Grad denoiser steps of the shortcut estimator.")
     checkpoint: bool = option(
         False, "Gradient checkpointing inside the denoiser for the gradient steps: less memory (SDXL, SD3, FLUX "
         "at full size), one more forward per differentiated pass, counted; values unchanged.")
@@ -173,7 +172,6 @@ class RunConfig:
             if f.metadata.get("task") not in (None, task):
                 continue
             data[f.name] = _plain(getattr(self, f.name))
-        data["space"] = self.space
         data["guidance"] = self.effective_guidance()
         data["seeds"] = self.seed_list()
         data["eval_seeds"] = self.eval_seed_list()
