@@ -36,18 +36,34 @@ def rates(decisions: list[bool], rows) -> tuple[float, float]:
     return (sum(neg) / len(neg) if neg else 0.0, sum(not d for d in pos) / len(pos) if pos else 0.0)
 
 
+def strict_grid():
+    """The first-sense rule's variants (dpo_diff.constraints.Strict): which senses a substitute may come from."""
+    from dpo_diff.constraints import Strict
+
+    out = []
+    for places, ranks in ((1, 99), (2, 99), (99, 1), (99, 2), (1, 1), (1, 2), (2, 1), (2, 2)):
+        for heads in (True, False):
+            for own_first in (False, True):
+                for satellites in (False, True):
+                    out.append(Strict(places, ranks, heads, own_first, satellites))
+    return out
+
+
 def features(rows, cache: str | None = None):
+    """(cosines, {None (the score-cut rule) or a Strict variant: sense scores})."""
     import pickle
 
     if cache and Path(cache).is_file():
         return pickle.loads(Path(cache).read_bytes())
     from dpo_diff.constraints import MeaningConstraint, sense_score
 
-    cos, sense = [], []
+    cos = []
+    sense: dict = {v: [] for v in [None, *strict_grid()]}
     for original, rewrite, _, _ in rows:
         check = MeaningConstraint(original, 0.0)
         cos.append(check.similarity(rewrite))
-        sense.append(sense_score(original, rewrite))
+        for v, out in sense.items():
+            out.append(sense_score(original, rewrite, v))
     if cache:
         Path(cache).write_bytes(pickle.dumps((cos, sense)))
     return cos, sense
@@ -65,42 +81,104 @@ def _rule(r: float, t: float, t_uneven: float):
     return decide
 
 
-def checks():
-    """name -> decide(cos, sense)"""
+def _name(v) -> str:
+    extra = "".join(f", {k}" for k in ("heads", "own_first", "satellites") if getattr(v, k))
+    return f"first-sense(places {v.places}, ranks {v.ranks}{extra})"
+
+
+def checks(variants=()):
+    """name -> (sense variant, decide(cos, sense)); variant None is the score-cut rule (the old default)."""
     out = {}
     for t in (0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95):
-        out[f"minilm>={t}"] = (lambda t: lambda c, s: c >= t)(t)
+        out[f"minilm>={t}"] = (None, (lambda t: lambda c, s: c >= t)(t))
     for r in (-1e9, -3.0, -2.4, -2.0, -1.5, -1.0, -0.5, 0.0):
         for t in (0.8, 0.85, 0.9, 0.95):
-            out[f"rule score>={r:g}, else minilm>={t}"] = _rule(r, t, t)
+            out[f"rule score>={r:g}, else minilm>={t}"] = (None, _rule(r, t, t))
+    for v in variants:
+        for r in (-1e9, -3.0, -2.4, -1.5, -1.0):
+            for t in (0.9, 0.95):
+                out[f"{_name(v)} score>={r:g}, else minilm>={t}"] = (v, _rule(r, t, t))
     return out
+
+
+def ls07_trial(limit: int | None) -> None:
+    """The rule as a filter of WordNet synonyms on LS07 TRIAL (development data, never test): for
+    each instance (annotators' part of speech and lemma), every WordNet synonym of any sense
+    (``sense_score``'s candidates) is kept or refused by each rule; a kept synonym an annotator wrote
+    is a hit. Prints, per rule, the share of the annotators' substitutes among WordNet's that are
+    kept (recall: 1 - false rejects of true substitutes) and the share of kept ones an annotator
+    wrote (precision)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import lexsub
+    from dpo_diff.constraints import SENSE_CUT, STRICT, _word_scores, sense_in_use
+
+    insts = lexsub.load(lexsub.data_dir(None), "trial", limit)
+    counts = {"cut": [0, 0, 0], "first": [0, 0, 0]}  # kept, kept and gold, gold among candidates
+    for inst in insts:
+        text, start, end = lexsub._text(inst)
+        pos = {"j": "a"}.get(inst["pos"], inst["pos"])
+        scores = _word_scores(text, start, end, pos, inst["lemma"].lower())
+        for score, lemma in scores.values():
+            gold = lemma in inst["gold"]
+            first = score >= SENSE_CUT and sense_in_use(text, start, end, pos, inst["lemma"].lower(), lemma, STRICT)
+            for rule, kept in (("cut", score >= SENSE_CUT), ("first", first)):
+                counts[rule][0] += kept
+                counts[rule][1] += kept and gold
+                counts[rule][2] += gold
+    print(f"\nLS07 trial ({len(insts)} instances), WordNet synonyms of every sense kept by the rule:")
+    for rule, (kept, hit, gold) in counts.items():
+        print(f"  sense rule '{rule}': kept {kept}; annotators' substitutes kept {hit} of {gold} "
+              f"({hit / max(gold, 1):.1%}); precision {hit / max(kept, 1):.1%}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=str(PAIRS))
     ap.add_argument("--cache", help="keep the computed similarities in this file")
+    ap.add_argument("--show", type=int, default=15, help="first-sense variants shown (the best on dev)")
     ap.add_argument("--errors", help="print the chosen check's errors on this split (dev/test/all)")
+    ap.add_argument("--ls07-trial", type=int, nargs="?", const=0, metavar="N",
+                    help="also the rules as synonym filters on LS07 trial (first N instances; 0: all)")
     args = ap.parse_args(argv)
+    if args.ls07_trial is not None:
+        ls07_trial(args.ls07_trial or None)
     rows = load(Path(args.pairs))
-    cos, sense = features(rows, args.cache)
+    cos, senses = features(rows, args.cache)
     dev = [i for i in range(len(rows)) if i % 2 == 0]
     test = [i for i in range(len(rows)) if i % 2 == 1]
     n0 = sum(r[2] == 0 for r in rows)
     print(f"{len(rows)} pairs ({len(rows) - n0} same meaning, {n0} changed); dev {len(dev)}, test {len(test)}")
-    print(f"{'check':<42} {'FA dev':>7} {'FR dev':>7} {'FA test':>8} {'FR test':>8} {'FA all':>7} {'FR all':>7}")
     table = {}
-    for name, decide in checks().items():
-        d = [decide(c, s) for c, s in zip(cos, sense)]
+    for name, (v, decide) in checks([k for k in senses if k is not None]).items():
+        d = [decide(c, s) for c, s in zip(cos, senses[v])]
         res = []
         for idx in (dev, test, list(range(len(rows)))):
             res.extend(rates([d[i] for i in idx], [rows[i] for i in idx]))
-        table[name] = (res, d)
-        print(f"{name:<42} " + " ".join(f"{x:>7.1%}" for x in res))
-    ok = [k for k, (r, _) in table.items() if r[0] <= 0.10]
-    chosen = min(ok, key=lambda k: (table[k][0][1], table[k][0][0])) if ok else min(table, key=lambda k: sum(table[k][0][:2]))
-    r = table[chosen][0]
-    print(f"\nchosen on dev: {chosen}  -> test FA {r[2]:.1%}, FR {r[3]:.1%}; all FA {r[4]:.1%}, FR {r[5]:.1%}")
+        table[name] = (res, d, v)
+
+    def choose(names):
+        ok = [k for k in names if table[k][0][0] <= 0.10]
+        return min(ok, key=lambda k: (table[k][0][1], table[k][0][0])) if ok else min(names, key=lambda k: sum(table[k][0][:2]))
+
+    old = [k for k in table if table[k][2] is None]
+    new = [k for k in table if table[k][2] is not None]
+    head = f"{'FA dev':>7} {'FR dev':>7} {'FA test':>8} {'FR test':>8} {'FA all':>7} {'FR all':>7}"
+    print(f"{'check: cosine, and the score-cut rule (SENSE_MODE cut)':<72} {head}")
+    for k in old:
+        print(f"{k:<72} " + " ".join(f"{x:>7.1%}" for x in table[k][0]))
+    if new:
+        shown = sorted(new, key=lambda k: (table[k][0][0] > 0.10, table[k][0][1], table[k][0][0]))[: args.show]
+        print(f"\n{'first-sense rule (SENSE_MODE first), the best ' + str(len(shown)) + ' of ' + str(len(new)) + ' on dev':<72} {head}")
+        for k in shown:
+            print(f"{k:<72} " + " ".join(f"{x:>7.1%}" for x in table[k][0]))
+    for label, names in (("score-cut rule and cosine", old), ("first-sense rule", new), ("all", old + new)):
+        if names:
+            c = choose(names)
+            r = table[c][0]
+            print(f"chosen on dev among {label}: {c}: dev FA {r[0]:.1%}, FR {r[1]:.1%} -> test FA {r[2]:.1%}, "
+                  f"FR {r[3]:.1%}; all FA {r[4]:.1%}, FR {r[5]:.1%}")
+    chosen = choose(old + new)
+    sense = senses[table[chosen][2]]
     if args.errors:
         idx = {"dev": dev, "test": test}.get(args.errors, range(len(rows)))
         d = table[chosen][1]

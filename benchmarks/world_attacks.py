@@ -82,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="first N prompts")
     ap.add_argument("--out", default="runs/world_attacks", help="one folder per attack (result.json, images)")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--sense-mode", choices=("first", "cut"),
+                    help="the meaning check's sense rule (default: dpo_diff.constraints.SENSE_MODE, 'first'; "
+                         "'cut' is the previous default)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import dpo_diff.constraints
+
+    if args.sense_mode:  # every MeaningConstraint made from here on (the attack's and the count's) uses it
+        dpo_diff.constraints.SENSE_MODE = args.sense_mode
 
     import warnings
 
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return "-" if x is None else f"{100 * x:.0f} %"
 
     print(f"\nworld attacks: hybrid, budget {args.budget}, search seed {args.seed}, "
+          f"meaning check: sense rule '{dpo_diff.constraints.SENSE_MODE}', "
           f"held-out seeds {rows[0]['held_out_seeds'] if rows else '-'}; {time.time() - started:.0f} s in all\n")
     print("| prompt | best rewrite (changed words) | same scene (parser) | faithfulness held-out, initial -> best "
           "| CLIP loss held-out, initial -> best | similarity | sense score | space: accepted / same scene |")

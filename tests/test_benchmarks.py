@@ -101,3 +101,14 @@ def test_world_attacks_quick(tmp_path, monkeypatch, capsys):
     assert 0 <= row["same_scene_in_space"] <= row["accepted_in_space"] < row["space_size"]
     assert (tmp_path / "runs" / "00" / "result.json").is_file()
     assert "same scene (parser)" in capsys.readouterr().out
+
+
+def test_meaning_check_prints_both_rules_side_by_side(tmp_path, monkeypatch, capsys):
+    lines = [l for l in (ROOT / "benchmarks" / "data" / "meaning_pairs.tsv").read_text().splitlines()
+             if l and not l.startswith("#")]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join(lines[17:23]) + "\n")  # 3 dev + 3 test pairs, both labels
+    _run_script(monkeypatch, "meaning_check", "--pairs", str(pairs), "--show", "3")
+    out = capsys.readouterr().out
+    assert "score-cut rule (SENSE_MODE cut)" in out and "first-sense rule (SENSE_MODE first)" in out
+    assert "chosen on dev among score-cut rule and cosine:" in out and "chosen on dev among first-sense rule:" in out

@@ -158,5 +158,6 @@ def test_an_attack_records_the_meaning_check_of_its_best_prompt(engine):
     data = json.loads(json.dumps(result.to_dict()))  # JSON-safe
     if result.best.prompt != PROMPT:
         assert data["meaning"]["accepted"] is True and 0 < data["meaning"]["similarity"] <= 1
+        assert data["meaning"]["sense_mode"] == "first"
     else:
         assert data["meaning"] is None

@@ -274,6 +274,42 @@ def test_sense_rule_of_the_meaning_check():
     assert sense_score("a red car", "a red car in snow") is None
 
 
+WRONG_SENSE = (  # rewrites the previous default (any sense scoring >= -1.5) let through into world attacks
+    ("a large red square at the top", "a prominent red square at the top"),
+    ("a large yellow square at the bottom", "a large old square at the bottom"),
+    ("a large red circle on the left", "a large red-faced circle on the left"),
+)
+TRUE_SYNONYMS = (
+    ("a small purple circle in the center", "a small violet circle in the center"),
+    ("a small blue square at the top", "a little blue square at the top"),
+    ("a small blue square at the top", "a tiny blue square at the top"),
+    ("a large red circle on the left", "a large crimson circle on the left"),
+    ("a small purple circle in the center", "a small purple circle in the centre"),
+)
+
+
+def test_first_sense_rule_refuses_other_senses_and_keeps_synonyms():
+    from dpo_diff.constraints import SENSE_MODE, STRICT, MeaningConstraint, Strict, sense_score
+
+    assert SENSE_MODE == "first"
+    for original, rewrite in WRONG_SENSE:
+        first, cut = MeaningConstraint(original), MeaningConstraint(original, sense_mode="cut")
+        assert cut(rewrite), rewrite  # the old rule, still selectable, accepts it
+        assert not first(rewrite), rewrite
+        assert first.judge(rewrite)["sense"] == float("-inf")
+    for original, rewrite in TRUE_SYNONYMS:
+        assert MeaningConstraint(original)(rewrite), rewrite
+        assert sense_score(original, rewrite, STRICT) == sense_score(original, rewrite)  # same score when kept
+    # comparatives stay refused, unchanged prompts accepted
+    assert not MeaningConstraint("a large red circle")("a larger red circle")
+    assert MeaningConstraint("a large red circle")("a large red circle")
+    # the cluster matters: without satellites of the head, "tiny" (a satellite of small) is refused
+    narrow = Strict(places=99, ranks=1, heads=True, satellites=False)
+    assert sense_score("a small blue square at the top", "a tiny blue square at the top", narrow) == float("-inf")
+    with pytest.raises(ValueError):
+        MeaningConstraint("a red circle", sense_mode="any")
+
+
 def test_candidates_do_not_depend_on_the_hash_seed():
     """NLTK 3.9+ keeps similar-to pointers in a set: which 8 satellites an adjective head offered
     used to change from one process to the next (old -> aged came and went)."""

@@ -188,6 +188,7 @@ def _meaning(constraint: MeaningConstraint, prompt: str) -> dict:
         "similarity": round(float(verdict["similarity"]), 4),
         "sense": sense if sense is None or abs(sense) != float("inf") else str(sense),
         "accepted": bool(verdict["accepted"]),
+        "sense_mode": constraint.sense_mode if constraint.sense_rule else None,
     }
 
 
