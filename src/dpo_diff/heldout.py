@@ -63,11 +63,6 @@ class HeldOut:
     best: HeldOutCandidate
     cost: float = 0.0
 
-    def change(self, maximize: bool) -> float:
-        """How much the held-out loss moved in the search's direction (``maximize``: higher is progress)."""
-        delta = self.initial.loss - self.best.loss
-        return -delta if maximize else delta
-
     def to_dict(self) -> dict:
         return {
             "seeds": self.seeds,

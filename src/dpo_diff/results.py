@@ -82,7 +82,8 @@ class OptimizationResult:
         """How much the loss moved in the task's direction on the held-out seeds (None: not evaluated)."""
         if self.held_out is None:
             return None
-        return self.held_out.change(not get_task(self.task).minimizes(self.lower_is_better))
+        held = self.held_out
+        return get_task(self.task).change(held.initial.loss, held.best.loss, self.lower_is_better)
 
     @property
     def judged(self) -> tuple[float, float] | None:

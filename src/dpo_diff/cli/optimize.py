@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..checks import check_prompt
 from ..config import RunConfig
+from ..objectives import OBJECTIVES
 from ..task import get_task
 from .common import err, fail, handled, interrupt_code, out, plural, progress_display
 from .options import run_options
@@ -88,7 +89,8 @@ def show_result(result, out_dir: str | None) -> None:
     judged = result.judged
     attack = result.task == "attack"
     better = get_task(result.task).goal(result.lower_is_better)
-    what = "CLIP distance to the prompt" if result.objective == "clip" else f"{result.objective} of the pictures"
+    spec = OBJECTIVES.get(result.objective)
+    what = spec.description if spec is not None else f"{result.objective} of the pictures"
     caption = f"loss: {what}, {better} is the goal"
     if judged is not None:
         caption += "; judged: the world's pixel judge, share of the prompt's attributes drawn (higher: more faithful)"
