@@ -229,3 +229,10 @@ def test_grammar_of_counts():
     assert plural(1, "prompt") == "1 prompt" and plural(2, "candidate") == "2 candidates"
     help_text = runner.invoke(app, ["world", "train", "--help"], env={"COLUMNS": "200"}).output
     assert "47 minutes" in help_text and "search" not in help_text.lower()
+
+
+def test_space_command_shows_scores_and_token_counts():
+    result = runner.invoke(app, ["space", "a lanky man with a red coat"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "lanky (2 tokens)" in result.output  # a prompt word of several tokens stays in the space
+    assert "left out, each with its reason" in result.output

@@ -156,16 +156,23 @@ def space_command(
         err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
         return
     table = Table(title=escape(f"{space.kind} space of {prompt!r}: {space.size} choices"), header_style="bold")
-    for column in ("slot", "target", "candidates (first = default; in-context score)"):
+    for column in ("slot", "target", "candidates (first = default; in-context score; tokens when more than one)"):
         table.add_column(column)
     for slot in space.slots:
         scores = slot.scores or (None,) * len(slot.candidates)
-        shown = [(c if c else '""') + (f" ({sc:.2f})" if sc is not None else "") for c, sc in zip(slot.candidates, scores)]
+        tokens = slot.tokens or (1,) * len(slot.candidates)
+        shown = [(c if c else '""') + _notes(sc, n) for c, sc, n in zip(slot.candidates, scores, tokens)]
         table.add_row(escape(slot.label), slot.target, escape(", ".join(shown)))
     out.print(table)
     if space.dropped:
         out.print(escape(f"{plural(len(space.dropped), 'candidate')} left out, each with its reason in the space's "
                          f"'dropped' (result.json), e.g. {space.dropped[0]}"))
+
+
+def _notes(score: float | None, tokens: int) -> str:
+    """" (-1.23, 2 tokens)" beside a candidate: its in-context score, and its token count when above one."""
+    notes = ([f"{score:.2f}"] if score is not None else []) + ([f"{tokens} tokens"] if tokens > 1 else [])
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 __all__ = ["attack", "enhance", "fail", "register", "show_result", "space_command"]
