@@ -162,3 +162,31 @@ def test_space_command_shows_slots():
     result = run_cli("space", PROMPT, "--kind", "synonym")
     assert result.exit_code == 0, result.output
     assert "crimson" in result.output and "positive" in result.output
+
+
+def test_an_interrupted_search_is_reported_once_by_the_entry_point(tmp_path):
+    """Through ``main`` (as the installed command runs): the result, the "interrupted" line, exit 130,
+    and no second "error: interrupted before the command could finish" line."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from dpo_diff.problem import Problem
+original, calls = Problem.log, {{"n": 0}}
+def interrupting(self, phase, **values):
+    original(self, phase, **values)
+    calls["n"] += 1
+    if calls["n"] == 4:
+        raise KeyboardInterrupt
+Problem.log = interrupting
+from dpo_diff.cli import main
+sys.argv = ["dpo-diff", "enhance", "{PROMPT}", "--model", "tiny", "--steps", "4", "--eval-seeds", "0",
+            "--out", r"{tmp_path / 'int'}"]
+main()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 130, output
+    assert "interrupted: the result holds the best candidate found so far" in output
+    assert "error:" not in output

@@ -14,7 +14,7 @@ from ..checks import check_prompt
 from ..config import RunConfig
 from ..objectives import OBJECTIVES
 from ..task import get_task
-from .common import err, fail, handled, interrupt_code, out, plural, progress_display
+from .common import err, fail, handled, interrupt_code, out, plural, progress_display, state
 from .options import run_options
 
 
@@ -80,6 +80,7 @@ def _run(task: str, prompt: str, out_dir: str | None, overwrite: bool, config: R
         result = api.optimize(task, prompt, config, out=out_dir, overwrite=True, progress=on_progress)
     show_result(result, out_dir)
     if result.interrupted:
+        state.reported = True  # show_result said so, and what was kept: no second line from main()
         raise typer.Exit(interrupt_code())
 
 
