@@ -110,7 +110,7 @@ class TokenizedSpace:
 def _pad(model: StableDiffusionModel, ids: list[int], positions: list[int], slots: list[int], what: str, warn: bool):
     limit = model.max_length - 2
     if len(ids) > limit:
-        if warn and what != "the prompt":  # a long prompt is warned about once, before the search (api.optimize)
+        if warn:
             warnings.warn(f"{what} is {len(ids)} tokens; the text encoder reads {limit}, the rest is cut", stacklevel=4)
         ids = ids[:limit]
         kept = [(p, s) for p, s in zip(positions, slots) if p <= limit]
