@@ -82,9 +82,15 @@ def load(
         scorer = str(Path(model).expanduser() / "scorer")
     scorer_name = scorer or (model if own_scorer else DEFAULT_SCORER)
     clip_scorer = ClipScorer.load(scorer_name, dev)
-    defaults = {**getattr(generator, "run_defaults", {}), **preset_defaults(model)}  # SD3 / FLUX: their own
+    defaults = run_defaults(generator, model)
     steps = defaults.get("steps", 20 if own_scorer else 50)
     return Engine(model, generator, clip_scorer, steps, defaults.get("guidance", DEFAULT_GUIDANCE), scorer_name)
+
+
+def run_defaults(adapter, model: str) -> dict:
+    """Steps and guidance a run on ``model`` takes unless told: the adapter's (SD3 / FLUX: their
+    pipeline's own; an adapter class or instance), overridden by the preset's."""
+    return {**getattr(adapter, "run_defaults", {}), **preset_defaults(model)}
 
 
 def load_for(config) -> Engine:
@@ -102,6 +108,5 @@ def known_guidance(model: str) -> float | None:
         from .pipelines import get_family
 
         family = get_family(PRESETS[model].get("family", "sd"))
-        defaults = {**getattr(family.adapter, "run_defaults", {}), **preset_defaults(model)}
-        return defaults.get("guidance", DEFAULT_GUIDANCE)
+        return run_defaults(family.adapter, model).get("guidance", DEFAULT_GUIDANCE)
     return DEFAULT_GUIDANCE if model in bundled_models() else None
