@@ -6,7 +6,9 @@ ranking) and after (in-context ranking), for reading by hand.
 
 The old spaces: single CLIP tokens, capped at 8 before the token filter, as on main before issue 9.
 The new ones: what ``build_space`` gives now, multi-token candidates and multi-word lemmas kept
-(marked "2 tok" and so on), the cap of 8 (antonyms 4) after every filter.
+(marked "2 tok" and so on), the cap of 8 (antonyms 4) after every filter; synonyms after the
+attack's meaning check, as ``dpo-diff space`` shows them (``--no-meaning-check``: without it).
+``--fresh`` reads 12 other prompts, written after the rules were chosen.
 """
 
 from __future__ import annotations
@@ -49,10 +51,29 @@ def old_space(prompt: str, relation: str, ids) -> list[tuple[str, list[str]]]:
     return out
 
 
+FRESH_PROMPTS = [  # written after the rules above were chosen, to read them out of sample
+    "a black dog running on the beach",
+    "a young woman reading a book in a quiet library",
+    "a red car parked on a busy street",
+    "a cup of hot coffee on a wooden desk",
+    "a tall tree in a green park",
+    "an old man sitting on a bench",
+    "a white horse in a large field",
+    "a small house near a quiet river",
+    "a bowl of soup on a kitchen table",
+    "a yellow bird singing on a branch",
+    "a cold winter morning in the mountains",
+    "a cute baby laughing in a bright room",
+]
+CHECK = {"on": True}  # synonyms as an attack searches them: after its meaning check (dpo-diff space's default)
+
+
 def new_space(prompt: str, relation: str, ids, single_tokens: bool = False) -> list[tuple[str, list[str]]]:
+    from dpo_diff.constraints import MeaningConstraint
     from dpo_diff.spaces import build_space
 
-    space = build_space(prompt, relation, token_ids=ids, single_tokens=single_tokens)
+    meaning = MeaningConstraint(prompt) if CHECK["on"] and relation == "synonym" else None
+    space = build_space(prompt, relation, token_ids=ids, single_tokens=single_tokens, meaning=meaning)
     return [
         (s.label, [f"{c} ({sc:.2f}{f', {n} tok' if n > 1 else ''})"
                    for c, sc, n in zip(s.candidates[1:], s.scores[1:], s.tokens[1:])]) for s in space.slots
@@ -64,12 +85,16 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("old", "new"))
     ap.add_argument("--single-tokens", action="store_true",
                     help="the new spaces as before multi-token candidates (issue 9 items 1-2 only)")
+    ap.add_argument("--fresh", action="store_true", help="the 12 prompts written after the rules were chosen")
+    ap.add_argument("--no-meaning-check", action="store_true",
+                    help="synonyms before the attack's meaning check (build_space without it, as before)")
     args = ap.parse_args(argv)
+    CHECK["on"] = not args.no_meaning_check
     from dpo_diff.models import clip_tokenizer
 
     tok = clip_tokenizer()
     ids = lambda t: tok(t, add_special_tokens=False).input_ids  # noqa: E731
-    for prompt in PROMPTS:
+    for prompt in FRESH_PROMPTS if args.fresh else PROMPTS:
         print(f"\n== {prompt}")
         for relation in ("synonym", "antonym"):
             for name, fn in (("old", old_space), ("new", new_space)):

@@ -232,7 +232,11 @@ def test_grammar_of_counts():
 
 
 def test_space_command_shows_scores_and_token_counts():
-    result = runner.invoke(app, ["space", "a lanky man with a red coat"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["space", "a lanky man with a red coat", "--min-similarity", "0"],
+                           env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "lanky (2 tokens)" in result.output  # a prompt word of several tokens stays in the space
     assert "left out, each with its reason" in result.output
+    checked = runner.invoke(app, ["space", "a lanky man with a red coat"], env={"COLUMNS": "200"})
+    assert checked.exit_code == 0, checked.output  # by default: what an attack searches, after its meaning check
+    assert "colored" in result.output and "colored" not in checked.output

@@ -28,6 +28,7 @@ from .results import Candidate, OptimizationResult
 from .sampling import SamplingConfig
 from .solvers import make_solver
 from .spaces import LLMConfig, SearchSpace, build_space
+from .spaces.vocabulary import resolve_vocabulary
 from .task import get_task
 
 __all__ = [
@@ -91,8 +92,12 @@ def optimize(
     check_guidance(space_kind, parts, guidance, cfg.guidance_option(getattr(engine.model, "guidance_option", "--guidance")))
     objective = engine.objective(spec.name, prompt, None if spec.engine_scorer else cfg.scorer)
     sampling = _sampling(engine, prompt, seed_list, cfg.steps or engine.default_steps, guidance)
+    constraint = None
+    if task_.name == "attack" and cfg.min_similarity > 0:
+        constraint = MeaningConstraint(prompt, cfg.min_similarity)
     search_space = build_space(prompt, space_kind, cfg.source, cfg.nplib_size, llm or cfg.llm(),
-                               token_ids=engine.model.word_token_ids)
+                               token_ids=engine.model.word_token_ids,
+                               vocabulary=resolve_vocabulary(cfg.vocabulary, engine.name), meaning=constraint)
     if on_space is not None:
         on_space(search_space)
     decode_passes, score_passes, _ = measure_cost_ratios(engine.model, objective.scorer)
@@ -106,9 +111,8 @@ def optimize(
             f"{len(seed_list)} seed(s) x {sampling.timesteps} denoiser steps{' x 2 for guidance' if sampling.guided else ''}"
             f", plus decoding and scoring {meter.image_cost(1):.3g} per image)"
         )
-    constraint = None
-    if task_.name == "attack" and cfg.min_similarity > 0 and not search_space.is_empty:
-        constraint = MeaningConstraint(prompt, cfg.min_similarity)
+    if search_space.is_empty:
+        constraint = None
     meter.budget = budget
     problem = Problem(
         model=engine.metered(meter),
@@ -254,14 +258,25 @@ def show_space(
     nplib_size: int = 4,
     llm: LLMConfig | None = None,
     allow_non_ascii: bool = False,
+    vocabulary: str = "auto",
+    min_similarity: float = 0.8,
 ) -> SearchSpace:
-    """The search space a run would use (token counts on the model's tokenizer, else CLIP's)."""
+    """The search space a run would use (token counts on the model's tokenizer, else CLIP's).
+
+    Synonym candidates are those an attack searches: the ones its meaning check accepts alone
+    (``min_similarity`` as in :func:`attack`; 0 turns the check off), in the model's vocabulary
+    (``vocabulary`` as in :class:`RunConfig`; ``auto`` finds none without a ``model``).
+    """
     prompt = check_prompt(prompt, allow_non_ascii)
+    name = None
     if model is not None:
-        token_ids = (model if isinstance(model, Engine) else load(model)).model.word_token_ids
+        engine = model if isinstance(model, Engine) else load(model)
+        token_ids, name = engine.model.word_token_ids, engine.name
     else:
         from .models import clip_tokenizer
 
         tok = clip_tokenizer()
         token_ids = lambda text: tok(text, add_special_tokens=False).input_ids  # noqa: E731
-    return build_space(prompt, kind, source, nplib_size, llm, token_ids=token_ids)
+    meaning = MeaningConstraint(prompt, min_similarity) if min_similarity > 0 and "synonym" in parse_kind(kind) else None
+    return build_space(prompt, kind, source, nplib_size, llm, token_ids=token_ids,
+                       vocabulary=resolve_vocabulary(vocabulary, name), meaning=meaning)

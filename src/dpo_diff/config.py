@@ -63,6 +63,9 @@ class RunConfig:
         "--guidance for other models.", stored=False)
     seed: int = option(0, "Seed of the search itself (sampling, mutations).")
     source: str = option("wordnet", "Where substitutes come from: wordnet | llm | PATH.json")
+    vocabulary: str = option(
+        "auto", "Words a prompt word's substitute may use: auto (the model's own list, vocabulary.txt in its "
+        "folder, as the bundled world has; other models have none), none, or PATH to a word list.")
     estimator: str = option("shortcut", "shortcut | full | full-checkpoint")
     k: int = option(1, "Grad denoiser steps of the shortcut estimator.")
     checkpoint: bool = option(
@@ -116,6 +119,11 @@ class RunConfig:
             raise DpoDiffError(f"--k must be at least 1, not {self.k}")
         if self.iterations < 0:
             raise DpoDiffError(f"--iterations must be at least 0, not {self.iterations}")
+        if self.vocabulary.strip().lower() not in ("auto", "none"):
+            from pathlib import Path
+
+            if not Path(self.vocabulary).expanduser().is_file():
+                raise DpoDiffError(f"--vocabulary '{self.vocabulary}': no such file (give auto, none or a word list)")
         if not 0.0 <= self.min_similarity <= 1.0:
             raise DpoDiffError(f"--min-similarity {self.min_similarity:g}: give a cosine in [0, 1] (0 turns it off)")
         if self.guidance is not None and self.true_cfg is not None and self.guidance != self.true_cfg:

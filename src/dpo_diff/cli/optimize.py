@@ -142,17 +142,23 @@ def show_result(result, out_dir: str | None) -> None:
                   "(initial | best, enlarged and labeled)", soft_wrap=True)
 
 
-@run_options(only=("source", "allow_non_ascii", "llm_base_url", "llm_model"))
+@run_options(only=("model", "source", "vocabulary", "min_similarity", "allow_non_ascii", "llm_base_url", "llm_model"))
 def space_command(
     prompt: Annotated[str, typer.Argument(help="The prompt.")],
     kind: Annotated[str, typer.Option(help="synonym | antonym | nplib | antonym+nplib")] = "synonym",
     config: RunConfig = RunConfig(),
 ) -> None:
-    """Show the search space of PROMPT: the slots and their candidates with their in-context scores."""
+    """Show the search space of PROMPT: the slots and their candidates with their in-context scores.
+
+    Synonyms are those an attack searches (its meaning check, --min-similarity); with --model,
+    token counts are that model's and its vocabulary applies (the bundled world's: --model world)."""
     from ..api import show_space
 
     with handled():
-        space = show_space(prompt, kind, source=config.source, llm=config.llm(), allow_non_ascii=config.allow_non_ascii)
+        config.check("attack" if kind == "synonym" else "enhance")
+        space = show_space(prompt, kind, model=config.model, source=config.source, llm=config.llm(),
+                           allow_non_ascii=config.allow_non_ascii, vocabulary=config.vocabulary,
+                           min_similarity=config.min_similarity)
     if space.is_empty:
         err.print(f"[yellow]no word of the prompt has substitutes in the '{kind}' space[/yellow]")
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ..checks import parse_kind
@@ -11,6 +11,7 @@ from .base import SearchSpace, Slot
 from .llm import LLMConfig, llm_substitutes_and_cuts
 from .nplib import nplib_slots
 from .userfile import load_user_substitutes
+from .vocabulary import known
 from .words import Word, is_content_word, match_case, split_words
 
 ANTONYM_CAP = 4  # the best-scored antonyms of the senses in use; further ones drift (tiny -> colossal)
@@ -64,6 +65,8 @@ def build_space(
     token_ids: Callable[[str], list[int]] | None = None,
     max_candidates: int | None = 8,
     single_tokens: bool = False,
+    vocabulary: Collection[str] | None = None,
+    meaning: Callable[[str], bool] | None = None,
 ) -> SearchSpace:
     """The search space of ``kind`` for ``prompt``.
 
@@ -74,6 +77,10 @@ def build_space(
     and GPO relaxes the single-token ones (:mod:`dpo_diff.relaxation`). With ``token_ids`` (a
     tokenizer without special tokens) each slot records its candidates' token counts; with
     ``single_tokens`` too, only what the relaxation can mix is kept (the space before issue 9).
+    Substitutes of the prompt's words (synonym slots) pass two more filters when given:
+    ``vocabulary``, the words the model knows (:mod:`.vocabulary`: the bundled world's captions),
+    and ``meaning``, the attack's meaning check, which judges the prompt with that one substitution
+    (a candidate it refuses alone could only be part of refused rewrites).
     ``max_candidates`` caps each slot after all these filters. Everything left out is listed in
     ``space.dropped`` with the reason.
     """
@@ -103,6 +110,15 @@ def build_space(
             given = [match_case(w.text, c) for c in subs[w.text.lower()]] if external else None
             kept = [s for s in slot_for(w, "synonym", given) if s.text.lower() != w.text.lower()]
             kept = list({s.text: s for s in kept}.values())
+            if vocabulary is not None:
+                cut.extend(f"{w.text}->{s.text}: not in the model's vocabulary" for s in kept
+                           if not known(s.text, vocabulary))
+                kept = [s for s in kept if known(s.text, vocabulary)]
+            if meaning is not None:
+                ok = [meaning(prompt[: w.start] + s.text + prompt[w.end :]) for s in kept]
+                cut.extend(f"{w.text}->{s.text}: refused by the meaning check on its own"
+                           for s, o in zip(kept, ok) if not o)
+                kept = [s for s, o in zip(kept, ok) if o]
             if kept:
                 slots.append(Slot(
                     w.text, (w.text, *(s.text for s in kept)), "positive", (w.start, w.end),

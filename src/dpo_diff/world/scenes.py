@@ -105,6 +105,27 @@ def caption(scene: Scene, rng: random.Random | None = None) -> str:
     return text
 
 
+def caption_words() -> list[str]:
+    """Every word a caption can contain (:func:`caption`'s templates, the rare synonyms included):
+    the world's vocabulary, which ``dpo-diff world train`` writes to ``vocabulary.txt``."""
+    words = {"a", "picture", "of", "and"}
+    words.update(COLORS, SHAPES, SIZES, QUALITIES[1:])
+    for phrase in POSITION_PHRASES.values():
+        words.update(phrase.split())
+    for forms in SYNONYMS.values():
+        words.update(form for form, _ in forms)
+    return sorted(words)
+
+
+def write_vocabulary(folder) -> None:
+    """``folder``/vocabulary.txt: the words of :func:`caption_words`, one a line."""
+    from pathlib import Path
+
+    head = "# every word the world's training captions can contain: substitutes outside it are left out of\n" \
+           "# search spaces (dpo_diff.spaces.vocabulary; --vocabulary none turns that off)\n"
+    (Path(folder) / "vocabulary.txt").write_text(head + "\n".join(caption_words()) + "\n", encoding="utf-8")
+
+
 def shape_mask(shape: str, cx: float, cy: float, r: float, scale: int = 4) -> np.ndarray:
     """Anti-aliased coverage (32, 32) of a shape of "radius" r (all shapes have the area of the circle)."""
     n = SIZE * scale

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.clip_bpe import clip_tokenizer
-from .scenes import Scene, caption, random_scene, render
+from .scenes import Scene, caption, random_scene, render, write_vocabulary
 
 
 @dataclass
@@ -277,5 +277,6 @@ def train_world(out: str | Path, cfg: TrainConfig | None = None, log: Log = prin
             "total_seconds": round(time.perf_counter() - started, 1), "vae_psnr_db": round(psnr, 2), "vae_psnr_clean_db": round(psnr_clean, 2),
             "threads": torch.get_num_threads()}
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_vocabulary(out)
     log(f"saved to {out} in {info['total_seconds']} s")
     return out
