@@ -60,7 +60,14 @@ def keep_sense(place: int, rank: int) -> bool:
     return place < SENSE_PLACES or rank < 2
 
 
-ANTONYM_SENSES = 2  # antonyms come from the senses placed first and second by gloss fit
+# Antonyms come from the senses in use: the one placed first by gloss fit to the prompt
+# (ANTONYM_SENSES = 1) and the word's most frequent WordNet sense (ANTONYM_RANKS = 1), with their
+# similar-to heads for satellites. Before: also the sense placed second (ANTONYM_SENSES = 2), which
+# let other senses' antonyms in (blue -> cheerful, tall -> easy). Chosen by reading the 12 prompts of
+# benchmarks/space_review.py (its PROMPTS, the development set; FRESH_PROMPTS were read once after):
+# the most frequent sense alone loses "quiet" -> "noisy" and "calm" -> "stormy" and was no better.
+ANTONYM_SENSES = 1
+ANTONYM_RANKS = 1
 
 UPOS_TO_WN = {"NOUN": "n", "VERB": "v", "ADJ": "a", "ADV": "r"}
 WN_TO_UPOS = {v: k for k, v in UPOS_TO_WN.items()}
@@ -394,7 +401,7 @@ def rank_substitutes(
             if not cand.isascii():
                 why.setdefault(cand, "not ASCII")
                 continue
-            if relation == "antonym" and sense_place[k] >= ANTONYM_SENSES and rank > 0:
+            if relation == "antonym" and sense_place[k] >= ANTONYM_SENSES and rank >= ANTONYM_RANKS:
                 why.setdefault(cand, "an antonym of a sense not in use")
                 continue  # antonyms of the senses in use only (by gloss fit, or WordNet's first)
             if cand.lower() in graded:
