@@ -12,6 +12,11 @@ never saw them), the meaning check's similarity and sense score, the CLIP loss o
 whole searched space, how many rewrites the meaning check accepts and how many of those the parser
 reads as the same scene (the valid attacks the search could have found). The world's rare synonyms (crimson, reddish, violet, tiny, minute, vast, great,
 centre, blurred, fuzzy, hazy) are what a valid attack should find.
+
+The attack's space is what ``dpo-diff attack`` searches by default: WordNet synonyms that the
+meaning check accepts alone and that the world knows (its caption vocabulary, ``--vocabulary
+auto``). ``--vocabulary none`` runs the same attacks without the vocabulary (words the world never
+saw, e.g. sizable, foursquare, underside, let through).
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sense-mode", choices=("first", "cut"),
                     help="the meaning check's sense rule (default: dpo_diff.constraints.SENSE_MODE, 'first'; "
                          "'cut' is the previous default)")
+    ap.add_argument("--vocabulary", default="auto", help="auto (the world's caption words, default) | none | PATH")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import dpo_diff.constraints
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, prompt in enumerate(PROMPTS[: args.limit] if args.limit else PROMPTS):
         t0 = time.time()
         result = dpo_diff.attack(prompt, model=engine, solver="hybrid", budget=args.budget, seed=args.seed,
-                                 out=str(Path(args.out) / f"{n:02d}"))
+                                 vocabulary=args.vocabulary, out=str(Path(args.out) / f"{n:02d}"), overwrite=True)
         d = result.to_dict()
         best = d["best"]["prompt"]
         scene = parse_prompt(prompt)
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return "-" if x is None else f"{100 * x:.0f} %"
 
     print(f"\nworld attacks: hybrid, budget {args.budget}, search seed {args.seed}, "
-          f"meaning check: sense rule '{dpo_diff.constraints.SENSE_MODE}', "
+          f"meaning check: sense rule '{dpo_diff.constraints.SENSE_MODE}', vocabulary '{args.vocabulary}', "
           f"held-out seeds {rows[0]['held_out_seeds'] if rows else '-'}; {time.time() - started:.0f} s in all\n")
     print("| prompt | best rewrite (changed words) | same scene (parser) | faithfulness held-out, initial -> best "
           "| CLIP loss held-out, initial -> best | similarity | sense score | space: accepted / same scene |")

@@ -87,3 +87,17 @@ def test_attack_on_the_world_searches_known_words_only(tmp_path):
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert any("vocabulary" in d for d in saved["space"]["dropped"])
     assert parse_prompt(result.best.prompt) == parse_prompt(PROMPT)
+
+
+def test_user_file_synonyms_pass_the_same_meaning_check_and_vocabulary(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"synonym": {"field": ["zebra", "meadow"], "red": ["crimson", "sizzling"]}}))
+    prompt = "a green field with a red barn"
+    check = MeaningConstraint(prompt)
+    space = build_space(prompt, "synonym", source=str(path), meaning=check)
+    cands = {c for s in space.slots for c in s.candidates[1:]}
+    assert "zebra" not in cands and "sizzling" not in cands  # another meaning: refused alone, listed
+    assert {"field->zebra: refused by the meaning check on its own"} <= set(space.dropped)
+    assert "crimson" in cands
+    only = build_space(prompt, "synonym", source=str(path), vocabulary=frozenset({"meadow", "zebra"}))
+    assert {c for s in only.slots for c in s.candidates[1:]} == {"meadow", "zebra"}
