@@ -50,23 +50,27 @@ def strict_grid():
 
 
 def features(rows, cache: str | None = None):
-    """(cosines, {None (the score-cut rule) or a Strict variant: sense scores})."""
+    """(cosines, {None (the score-cut rule) or a Strict variant: sense scores}, readings for the
+    relation model: dpo_diff.constraints.readings per pair)."""
     import pickle
 
     if cache and Path(cache).is_file():
-        return pickle.loads(Path(cache).read_bytes())
-    from dpo_diff.constraints import MeaningConstraint, sense_score
+        out = pickle.loads(Path(cache).read_bytes())
+        if len(out) == 3 and len(out[0]) == len(rows):
+            return out
+    from dpo_diff.constraints import MeaningConstraint, readings, sense_score
 
-    cos = []
+    cos, reads = [], []
     sense: dict = {v: [] for v in [None, *strict_grid()]}
     for original, rewrite, _, _ in rows:
         check = MeaningConstraint(original, 0.0)
         cos.append(check.similarity(rewrite))
         for v, out in sense.items():
             out.append(sense_score(original, rewrite, v))
+        reads.append(readings(original, rewrite))
     if cache:
-        Path(cache).write_bytes(pickle.dumps((cos, sense)))
-    return cos, sense
+        Path(cache).write_bytes(pickle.dumps((cos, sense, reads)))
+    return cos, sense, reads
 
 
 def _rule(r: float, t: float, t_uneven: float):
@@ -99,6 +103,119 @@ def checks(variants=()):
             for t in (0.9, 0.95):
                 out[f"{_name(v)} score>={r:g}, else minilm>={t}"] = (v, _rule(r, t, t))
     return out
+
+
+# ---------------------------------------------------------------- the relation model (SENSE_MODE model)
+
+LAMBDAS = (0.03, 0.3, 3.0)  # L2 penalties tried (on the weights, not the bias)
+FOLDS = 5
+MAX_FA = 0.10
+
+
+def _pair_vector(reads, model=None):
+    """(cosine-free) feature vector of the changed word a model would judge: the worst of the best
+    reading (by ``model``; before any, by the first-sense rule's value); None when the pair is refused
+    outright, unchanged, or not judged by WordNet (the hard rules decide it)."""
+    from dpo_diff.constraints import best_reading
+
+    if reads is None:
+        return None
+    if model is not None:
+        value = model.word
+    else:
+        def value(item):
+            return item if isinstance(item, float) else (item.score if item.in_use else -9.0) + 3 * item.gloss
+    v = best_reading(reads, value)
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return None
+    for items in reads:
+        vs = [value(x) for x in items]
+        if vs and min(vs) == v:
+            return items[vs.index(v)].vector()
+    return None
+
+
+def _fit_logistic(x, y, lam: float):
+    """L2-penalised logistic regression by Newton's method (bias unpenalised); returns (bias, weights)."""
+    import numpy as np
+
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    pen = np.full(xb.shape[1], lam)
+    pen[0] = 0.0
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-xb @ w))
+        g = xb.T @ (p - y) + pen * w
+        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(pen) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), [float(v) for v in w[1:]]
+
+
+def fit_model(idx, rows, cos, reads, mask, lam):
+    """A RelationModel fitted on the pairs ``idx`` using the features in ``mask`` (cosine + Change.vector()),
+    its cut chosen on the same pairs (FA <= MAX_FA, fewest false rejects)."""
+    from dpo_diff.constraints import RelationModel
+
+    model = None
+    for _ in range(2):  # the judged word of a pair with several changes depends on the model: refit once
+        data = [(i, _pair_vector(reads[i], model)) for i in idx]
+        data = [(i, v) for i, v in data if v is not None]
+        x = [[cos[i]] + [a for a, m in zip(v, mask) if m] for i, v in data]
+        bias, w = _fit_logistic(x, [rows[i][2] for i, _ in data], lam)
+        it = iter(w[1:])
+        model = RelationModel(bias, w[0], tuple(next(it) if m else 0.0 for m in mask))
+    return _with_cut(model, idx, rows, cos, reads)
+
+
+def model_decisions(model, cos, reads, unjudged: float = 0.95):
+    out = []
+    for c, r in zip(cos, reads):
+        z = model.logit(r, c)
+        out.append(c >= unjudged if z is None or z != z else z >= model.cut)
+    return out
+
+
+def _with_cut(model, idx, rows, cos, reads):
+    from dataclasses import replace
+
+    zs = sorted({z for i in idx for z in [model.logit(reads[i], cos[i])] if z is not None and z == z and abs(z) != float("inf")})
+    cuts = [zs[0] - 1.0] + [(a + b) / 2 for a, b in zip(zs, zs[1:])] + [zs[-1] + 1.0] if zs else [0.0]
+    best = None
+    for cut in cuts:
+        m = replace(model, cut=round(cut, 4))
+        d = model_decisions(m, [cos[i] for i in idx], [reads[i] for i in idx])
+        fa, fr = rates(d, [rows[i] for i in idx])
+        key = (fa > MAX_FA, fr, fa)
+        if best is None or key < best[0]:
+            best = (key, m)
+    return best[1]
+
+
+def model_search(dev, rows, cos, reads):
+    """Feature subset and penalty chosen by FOLDS-fold cross-validation inside DEV (cut chosen in each
+    training part); returns [(cv FA, cv FR, mask, lam)] best first and the model refitted on all of dev."""
+    from itertools import product
+
+    n = 6
+    results = []
+    for mask in product((0, 1), repeat=n):
+        for lam in LAMBDAS:
+            d = {}
+            for k in range(FOLDS):
+                held = [i for j, i in enumerate(dev) if j % FOLDS == k]
+                train = [i for j, i in enumerate(dev) if j % FOLDS != k]
+                m = fit_model(train, rows, cos, reads, mask, lam)
+                d.update(zip(held, model_decisions(m, [cos[i] for i in held], [reads[i] for i in held])))
+            fa, fr = rates([d[i] for i in dev], [rows[i] for i in dev])
+            results.append((fa, fr, mask, lam))
+    results.sort(key=lambda r: (r[0] > MAX_FA, r[1], r[0], sum(r[2]), -r[3]))
+    fa, fr, mask, lam = results[0]
+    return results, fit_model(dev, rows, cos, reads, mask, lam)
 
 
 def ls07_trial(limit: int | None) -> None:

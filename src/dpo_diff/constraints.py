@@ -124,6 +124,90 @@ def sense_score(original: str, rewrite: str, strict: "Strict | None" = None) -> 
     With ``strict`` (a :class:`Strict`), a WordNet synonym whose sense is not the one in use
     (:func:`sense_in_use`) scores ``-inf`` as well.
     """
+
+    def value(item) -> float:
+        if isinstance(item, float):
+            return item
+        return item.score if strict is None or item.in_use else NEG_INF
+
+    return best_reading(readings(original, rewrite, strict or STRICT), value)
+
+
+def best_reading(reads: list | None, value) -> float | None:
+    """The best reading's worst changed word, by ``value`` (see :func:`sense_score`); None: no reading."""
+    if reads is None:
+        return None
+    best = None
+    for items in reads:
+        vs = [value(item) for item in items]
+        known = [v for v in vs if v == v]
+        worst = min(known, default=float("inf"))
+        if len(known) < len(vs) and worst != NEG_INF:
+            worst = float("nan")  # a word WordNet cannot judge: the cosine decides, unless another is refused
+        if best is None or (best != best and worst == worst) or (worst == worst and best == best and worst > best):
+            best = worst
+    return best
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed word of a rewrite, as the relation model (SENSE_MODE "model") reads it.
+
+    ``synonym``: a WordNet synonym of one of the word's senses (its in-context ``score``; ``in_use``:
+    of the sense in use, :class:`Strict`); else ``gloss``: a WordNet word whose own senses' glosses or
+    lemmas name the original ("town: an urban area ... smaller than a city"; "meadow: a field
+    where ..."); ``word_cos``: the encoder's cosine of the two words alone.
+    """
+
+    synonym: bool
+    score: float
+    in_use: bool
+    gloss: bool
+    word_cos: float
+    fits: bool = False
+
+    def vector(self) -> tuple[float, ...]:
+        """(synonym, its score clipped to [-6, 3] (0 for other words), synonym of the sense in use,
+        a gloss relation (other words), word cosine): what :class:`RelationModel` weighs."""
+        s = max(-6.0, min(3.0, self.score)) if self.synonym else 0.0
+        return (float(self.synonym), s, float(self.synonym and self.in_use), float(not self.synonym and self.gloss),
+                self.word_cos, float(self.synonym and self.fits))
+
+
+FEATURES = ("synonym", "score", "in_use", "gloss", "word_cos", "fits")
+
+
+@dataclass(frozen=True)
+class RelationModel:
+    """A logistic model of "the rewrite keeps the meaning": ``bias + cosine * sentence cosine +
+    weights . Change.vector()`` for the worst changed word of the best reading (see :func:`readings`),
+    accepted when >= ``cut``. Refusals outright (``-inf``) stay refused, unchanged rewrites accepted;
+    rewrites WordNet cannot judge fall back on the cosine (UNJUDGED_SIMILARITY)."""
+
+    bias: float
+    cosine: float
+    weights: tuple[float, ...]
+    cut: float = 0.0
+
+    def word(self, item) -> float:
+        if isinstance(item, float):
+            return item
+        return sum(w * x for w, x in zip(self.weights, item.vector()))
+
+    def logit(self, reads: list | None, cosine: float) -> float | None:
+        """None / NaN: not judged (the cosine decides); +-inf: accepted / refused outright."""
+        v = best_reading(reads, self.word)
+        if v is None or v != v or v in (float("inf"), NEG_INF):
+            return v
+        return self.bias + self.cosine * cosine + v
+
+
+def readings(original: str, rewrite: str, strict: "Strict | None" = None) -> list | None:
+    """The ways to read ``rewrite`` as ``original`` with words replaced, each a list of changed words:
+    a float (``inf``: unchanged or only inflected; ``-inf``: refused outright: a degree change, a
+    WordNet antonym, the modifier of a WordNet compound replaced alone, or, for a group of words, no
+    synonym; NaN: WordNet cannot judge) or a :class:`Change`. None when the rewrite has fewer words,
+    or more than MAX_EXTRA_WORDS more, or no reading exists."""
     from .spaces.context import tag
     from .spaces.words import split_words
 
@@ -133,46 +217,34 @@ def sense_score(original: str, rewrite: str, strict: "Strict | None" = None) -> 
         return None
     tags: list = []
 
-    def value(i: int, group: list) -> float | None:
-        """The score of original word i rewritten as ``group`` (None: not a reading)."""
+    def item(i: int, group: list):
+        """Original word i rewritten as ``group`` (None: not a reading)."""
         o = ow[i]
         text = " ".join(w.text for w in group)
         if text.lower() == o.text.lower():
             return float("inf")
         if not tags:
-            tags.extend(tag([w.text for w in ow]))
+            tags.extend(_fix_compound_tags(ow, tag([w.text for w in ow])))
         if len(group) == 1:
-            return _pair_value(original, o, group[0].text, tags[i], strict)
+            return _pair_item(original, ow, i, group[0].text, tags[i], strict)
         if rewrite[group[0].start : group[-1].end].lower() != text.lower():
             return None  # "motor-car" or "motor, car": not the lemma as written
-        return _group_value(original, o, text, tags[i], strict)
+        return _group_item(original, o, text, tags[i], strict)
 
-    if extra == 0:
-        worst = float("inf")
-        for i, r in enumerate(rw):
-            v = value(i, [r])
-            if v != v or v == NEG_INF:
-                return v
-            worst = min(worst, v)
-        return worst
-    best = None
+    out = []
     for sizes in _compositions(extra, len(ow)):
-        worst, j = float("inf"), 0
+        items, j = [], 0
         for i, e in enumerate(sizes):
-            v = value(i, rw[j : j + 1 + e])
+            it = item(i, rw[j : j + 1 + e])
             j += 1 + e
-            if v is None:
-                worst = None
+            if it is None:
+                items = None
                 break
-            if v != v or worst != worst:
-                worst = float("nan")
-            else:
-                worst = min(worst, v)
-        if worst is None:
-            continue
-        if best is None or (best != best and worst == worst) or (worst == worst and best == best and worst > best):
-            best = worst
-    return best
+            if not (isinstance(it, float) and it == float("inf")):
+                items.append(it)
+        if items is not None:
+            out.append(items)
+    return out or None
 
 
 def _compositions(total: int, parts: int):
@@ -185,8 +257,35 @@ def _compositions(total: int, parts: int):
             yield (first, *rest)
 
 
-def _group_value(original: str, o, text: str, pos: str | None, strict=None) -> float | None:
-    """A multi-word rewrite of word ``o``: its in-context score when it is a WordNet synonym, else None."""
+def _compound(ow: list, i: int) -> str | None:
+    """"modifier" or "head" when word i and a neighbour form a WordNet noun ("ice cream", "palm trees")."""
+    from lemminflect import getAllLemmas
+
+    from .spaces.wordnet import load_wordnet
+
+    wn = load_wordnet()
+
+    def known(a: str, b: str) -> bool:
+        heads = {b.lower()} | set(getAllLemmas(b.lower()).get("NOUN", ()))
+        return any(wn.synsets(f"{a.lower()}_{h}", pos="n") for h in heads)
+
+    if i + 1 < len(ow) and known(ow[i].text, ow[i + 1].text):
+        return "modifier"
+    if i > 0 and known(ow[i - 1].text, ow[i].text):
+        return "head"
+    return None
+
+
+def _fix_compound_tags(ow: list, tags: list) -> list:
+    """The head of a WordNet noun compound is a noun ("palm trees": not the verb "tree")."""
+    from .spaces.context import _pos_options
+
+    return [("n" if t is not None and t != "n" and "n" in _pos_options(w.text) and _compound(ow, i) == "head" else t)
+            for i, (w, t) in enumerate(zip(ow, tags))]
+
+
+def _group_item(original: str, o, text: str, pos: str | None, strict=None):
+    """A multi-word rewrite of word ``o``: a :class:`Change` when it is a WordNet synonym, else None."""
     from .spaces.context import _pos_options
 
     opts = _pos_options(o.text)
@@ -195,19 +294,20 @@ def _group_value(original: str, o, text: str, pos: str | None, strict=None) -> f
     hit = _word_scores(original, o.start, o.end, pos, opts[pos]).get(text.lower())
     if hit is None:
         return None
-    if strict is not None and not sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], strict):
-        return NEG_INF
-    return hit[0]
+    in_use = sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], strict or STRICT)
+    fits = sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], FITS)
+    return Change(True, hit[0], in_use, False, _word_cos(o.text, text), fits)
 
 
-def _pair_value(original: str, o, new: str, pos: str | None, strict=None) -> float:
-    """One word rewritten as one other: inf (same word, same degree), the in-context score, -inf
-    (a degree change, or a WordNet word that is no synonym of the sense), NaN (WordNet cannot judge)."""
+def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, strict=None):
+    """Word i rewritten as one other word: inf (same word, same degree), -inf (a degree change, an
+    antonym, a compound's modifier replaced), NaN (WordNet cannot judge), else a :class:`Change`."""
     from lemminflect import getAllLemmas
 
     from .spaces.context import _pos_options, penn_tag
     from .spaces.wordnet import load_wordnet
 
+    o = ow[i]
     opts = _pos_options(o.text)
     if pos is None or pos not in opts:
         return float("nan")
@@ -220,14 +320,74 @@ def _pair_value(original: str, o, new: str, pos: str | None, strict=None) -> flo
         return NEG_INF if _degree(otag) != _degree(rtag) else float("inf")
     if _degree(otag) == "" and any(x != low and low.endswith(("er", "est")) for x in getAllLemmas(low).get("ADJ", ())):
         return NEG_INF  # a comparative where the original is none
+    if pos == "n" and _compound(ow, i) == "modifier":
+        return NEG_INF  # a noun compound's modifier: "ice cream" -> "frost cream", "palm trees" -> "thenar trees"
     hit = _word_scores(original, o.start, o.end, pos, lemma).get(low)
-    if hit is None:
-        wn = load_wordnet()
-        known = any(wn.synsets(x, pos=pos) for x in new_lemmas)
-        return NEG_INF if known else float("nan")
-    if strict is not None and not sense_in_use(original, o.start, o.end, pos, lemma, hit[1], strict):
+    if hit is not None:
+        in_use = sense_in_use(original, o.start, o.end, pos, lemma, hit[1], strict or STRICT)
+        fits = sense_in_use(original, o.start, o.end, pos, lemma, hit[1], FITS)
+        return Change(True, hit[0], in_use, False, _word_cos(o.text, new), fits)
+    wn = load_wordnet()
+    known = [x for x in new_lemmas if wn.synsets(x, pos=pos)]
+    if not known:
+        return float("nan")
+    if any(_antonym(lemma, pos, x) for x in known):
         return NEG_INF
-    return hit[0]
+    gloss = any(_gloss_names(x, pos, lemma) for x in known) or any(_gloss_names(lemma, pos, x, 1) for x in known)
+    return Change(False, NEG_INF, False, gloss, _word_cos(o.text, new))
+
+
+@lru_cache(maxsize=4096)
+def _antonym(lemma: str, pos: str, other: str) -> bool:
+    """Whether ``other`` names an antonym of any sense of ``lemma`` (an adjective's: through the
+    similar-to heads of both: "tiny" -> small's antonym large -> "huge")."""
+    from .spaces.wordnet import load_wordnet, similar_tos
+
+    wn = load_wordnet()
+
+    def mine(name):
+        return [s for s in wn.synsets(name, pos=pos) if any(l.name().lower() == name for l in s.lemmas())]
+
+    def heads(s):
+        return [s, *similar_tos(s)] if s.pos() == "s" else [s]
+
+    opposite = set()
+    for s in mine(lemma):
+        for h in heads(s):
+            for l in h.lemmas():
+                for a in l.antonyms():
+                    opposite.add(a.synset())
+                    if a.synset().pos() == "a":
+                        opposite.update(similar_tos(a.synset()))
+    return any(h in opposite for s in mine(other.replace(" ", "_").lower()) for h in heads(s))
+
+
+@lru_cache(maxsize=4096)
+def _gloss_names(name: str, pos: str, lemma: str, senses: int | None = None) -> bool:
+    """Whether a sense of ``name`` (of its first ``senses``; None: any) names ``lemma`` in its gloss or
+    lemmas (a definitional relation: "chamber: a room used primarily for sleeping", "sprint: run very
+    fast"; "landscape: an expanse of scenery")."""
+    import re
+
+    from lemminflect import getAllLemmas
+
+    from .spaces.wordnet import load_wordnet
+
+    own = [s for s in load_wordnet().synsets(name, pos=pos) if any(l.name().lower() == name for l in s.lemmas())]
+    for s in own[:senses]:
+        text = s.definition() + " " + " ".join(l.name().replace("_", " ") for l in s.lemmas())
+        for w in re.findall(r"[a-z]+", text.lower()):
+            if w != name and (w == lemma or lemma in {x for f in getAllLemmas(w).values() for x in f}):
+                return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _word_cos(a: str, b: str) -> float:
+    from .spaces.context import embed
+
+    v = embed([a.lower(), b.lower()])
+    return float(v[0] @ v[1])
 
 
 # ---------------------------------------------------------------- the first-sense rule
@@ -294,3 +454,5 @@ def sense_in_use(original: str, start: int, end: int, pos: str, lemma: str, subs
 
 # The first-sense rule's default variant, chosen on the dev half (see SENSE_MODE above).
 STRICT = Strict(places=99, ranks=1, heads=True, own_first=False, satellites=True)
+# The sense that fits the prompt best by gloss (whatever its WordNet rank), with its similar-to cluster.
+FITS = Strict(places=1, ranks=99, heads=True, own_first=False, satellites=True)
