@@ -142,6 +142,8 @@ def _fit_logistic(x, y, lam: float):
     """L2-penalised logistic regression by Newton's method (bias unpenalised); returns (bias, weights)."""
     import numpy as np
 
+    if len(set(y)) < 2:  # nothing to separate (tiny pair files): a constant model
+        return (5.0 if y and y[0] else -5.0), [0.0] * (len(x[0]) if len(x) else 0)
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     xb = np.hstack([np.ones((len(x), 1)), x])  # raw scale (standardised features did worse in dev CV: FR 35.6 %)
@@ -170,6 +172,7 @@ def fit_model(idx, rows, cos, reads, mask, lam):
         data = [(i, v) for i, v in data if v is not None]
         x = [[cos[i]] + [a for a, m in zip(v, mask) if m] for i, v in data]
         bias, w = _fit_logistic(x, [rows[i][2] for i, _ in data], lam)
+        w = w or [0.0] * (1 + sum(mask))
         it = iter(w[1:])
         model = RelationModel(bias, w[0], tuple(next(it) if m else 0.0 for m in mask))
     return _with_cut(model, idx, rows, cos, reads)
