@@ -144,7 +144,7 @@ def sense_score(original: str, rewrite: str, strict: "Strict | None" = None) -> 
             return item
         return item.score if strict is None or item.in_use else NEG_INF
 
-    return best_reading(readings(original, rewrite, strict or STRICT), value)
+    return best_reading(readings(original, rewrite, strict, features=False), value)
 
 
 def best_reading(reads: list | None, value) -> float | None:
@@ -217,12 +217,16 @@ class RelationModel:
         return self.bias + self.cosine * cosine + v
 
 
-def readings(original: str, rewrite: str, strict: "Strict | None" = None) -> list | None:
+def readings(original: str, rewrite: str, strict: "Strict | None" = None, features: bool = True) -> list | None:
     """The ways to read ``rewrite`` as ``original`` with words replaced, each a list of changed words:
     a float (``inf``: unchanged or only inflected; ``-inf``: refused outright: a degree change, a
     WordNet antonym, the modifier of a WordNet compound replaced alone, or, for a group of words, no
     synonym; NaN: WordNet cannot judge) or a :class:`Change`. None when the rewrite has fewer words,
-    or more than MAX_EXTRA_WORDS more, or no reading exists."""
+    or more than MAX_EXTRA_WORDS more, or no reading exists. ``strict``: the sense in use (default
+    :data:`STRICT`). Without ``features`` (the rules "first" and "cut", which read only the score and
+    the sense), a :class:`Change` carries only those, and other WordNet words are simply refused."""
+    if features:
+        strict = strict or STRICT
     from .spaces.context import tag
     from .spaces.words import split_words
 
@@ -241,10 +245,10 @@ def readings(original: str, rewrite: str, strict: "Strict | None" = None) -> lis
         if not tags:
             tags.extend(_fix_compound_tags(ow, tag([w.text for w in ow])))
         if len(group) == 1:
-            return _pair_item(original, ow, i, group[0].text, tags[i], strict)
+            return _pair_item(original, ow, i, group[0].text, tags[i], strict, features)
         if rewrite[group[0].start : group[-1].end].lower() != text.lower():
             return None  # "motor-car" or "motor, car": not the lemma as written
-        return _group_item(original, o, text, tags[i], strict)
+        return _group_item(original, o, text, tags[i], strict, features)
 
     out = []
     for sizes in _compositions(extra, len(ow)):
@@ -299,7 +303,7 @@ def _fix_compound_tags(ow: list, tags: list) -> list:
             for i, (w, t) in enumerate(zip(ow, tags))]
 
 
-def _group_item(original: str, o, text: str, pos: str | None, strict=None):
+def _group_item(original: str, o, text: str, pos: str | None, strict=None, features: bool = True):
     """A multi-word rewrite of word ``o``: a :class:`Change` when it is a WordNet synonym, else None."""
     from .spaces.context import _pos_options
 
@@ -309,13 +313,15 @@ def _group_item(original: str, o, text: str, pos: str | None, strict=None):
     hit = _word_scores(original, o.start, o.end, pos, opts[pos]).get(text.lower())
     if hit is None:
         return None
-    in_use = sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], strict or STRICT)
+    in_use = strict is not None and sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], strict)
+    if not features:
+        return Change(True, hit[0], in_use, False, 0.0)
     fits = sense_in_use(original, o.start, o.end, pos, opts[pos], hit[1], FITS)
     return Change(True, hit[0], in_use, False, _word_cos(o.text, text), fits,
                   _sense_cos(original, o.start, o.end, pos, opts[pos], hit[1]))
 
 
-def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, strict=None):
+def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, strict=None, features: bool = True):
     """Word i rewritten as one other word: inf (same word, same degree), -inf (a degree change, an
     antonym, a compound's modifier replaced), NaN (WordNet cannot judge), else a :class:`Change`."""
     from lemminflect import getAllLemmas
@@ -340,7 +346,9 @@ def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, stric
         return NEG_INF  # a noun compound's modifier: "ice cream" -> "frost cream", "palm trees" -> "thenar trees"
     hit = _word_scores(original, o.start, o.end, pos, lemma).get(low)
     if hit is not None:
-        in_use = sense_in_use(original, o.start, o.end, pos, lemma, hit[1], strict or STRICT)
+        in_use = strict is not None and sense_in_use(original, o.start, o.end, pos, lemma, hit[1], strict)
+        if not features:
+            return Change(True, hit[0], in_use, False, 0.0)
         fits = sense_in_use(original, o.start, o.end, pos, lemma, hit[1], FITS)
         return Change(True, hit[0], in_use, False, _word_cos(o.text, new), fits,
                       _sense_cos(original, o.start, o.end, pos, lemma, hit[1]))
@@ -348,6 +356,8 @@ def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, stric
     known = [x for x in new_lemmas if wn.synsets(x, pos=pos)]
     if not known:
         return float("nan")
+    if not features:
+        return NEG_INF  # a WordNet word that is no synonym of the word
     if any(_antonym(lemma, pos, x) for x in known):
         return NEG_INF
     gloss = any(_gloss_names(x, pos, lemma) for x in known) or any(_gloss_names(lemma, pos, x, 1) for x in known)
