@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="first N prompts")
     ap.add_argument("--out", default="runs/world_attacks", help="one folder per attack (result.json, images)")
     ap.add_argument("--json", help="write the rows here")
-    ap.add_argument("--sense-mode", choices=("first", "cut"),
+    ap.add_argument("--sense-mode", choices=("first", "cut", "model"),
                     help="the meaning check's sense rule (default: dpo_diff.constraints.SENSE_MODE, 'first'; "
-                         "'cut' is the previous default)")
+                         "'cut' is the previous default, 'model' the relation model)")
     ap.add_argument("--vocabulary", default="auto", help="auto (the world's caption words, default) | none | PATH")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -112,3 +112,28 @@ def test_meaning_check_prints_both_rules_side_by_side(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "score-cut rule (SENSE_MODE cut)" in out and "first-sense rule (SENSE_MODE first)" in out
     assert "chosen on dev among score-cut rule and cosine:" in out and "chosen on dev among first-sense rule:" in out
+    assert "relation model (SENSE_MODE model)" in out and "chosen on dev among relation model:" in out
+    assert "default in constraints.py (SENSE_MODE 'first')" in out
+
+
+def test_meaning_check_benchmark_decides_as_the_constraint(monkeypatch):
+    """The benchmark's figures for constraints.py's defaults are MeaningConstraint's own decisions."""
+    import importlib.util
+
+    from dpo_diff.constraints import STRICT, MeaningConstraint, readings, sense_score
+
+    spec = importlib.util.spec_from_file_location("meaning_check", ROOT / "benchmarks" / "meaning_check.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    pairs = [("a large red circle on the left", "a large crimson circle on the left"),
+             ("a large red circle on the left", "a larger red circle on the left"),
+             ("a green field with a red barn", "a green meadow with a red barn"),
+             ("a red car parked by the river", "a red railcar parked by the river"),
+             ("a bowl of soup on a wooden table", "a bowl of soup on a timber table")]
+    for mode in ("first", "cut", "model"):
+        checks = [MeaningConstraint(o, sense_mode=mode) for o, _ in pairs]
+        cos = [c.similarity(r) for c, (_, r) in zip(checks, pairs)]
+        senses = {STRICT: [sense_score(o, r, STRICT) for o, r in pairs], None: [sense_score(o, r) for o, r in pairs]}
+        reads = [readings(o, r) for o, r in pairs]
+        expected = [c(r) for c, (_, r) in zip(checks, pairs)]
+        assert mc.default_decisions(cos, senses, reads, mode) == expected, mode

@@ -310,6 +310,50 @@ def test_first_sense_rule_refuses_other_senses_and_keeps_synonyms():
         MeaningConstraint("a red circle", sense_mode="any")
 
 
+CLEAR_CHANGES = (  # refused by every mode: a comparative, an antonym, a noun compound's modifier replaced alone
+    ("a large red circle on the left", "a larger red circle on the left"),
+    ("a tiny cat sleeping on a sofa", "a huge cat sleeping on a sofa"),
+    ("a happy child eating ice cream", "a happy child eating frost cream"),
+)
+
+
+@pytest.mark.parametrize("mode", ["first", "cut", "model"])
+def test_meaning_check_modes_on_clear_cases(mode):
+    from dpo_diff.constraints import MeaningConstraint
+
+    for original, rewrite in TRUE_SYNONYMS + (("a man riding a bicycle in the city", "a man riding a bike in the city"),):
+        assert MeaningConstraint(original, sense_mode=mode)(rewrite), (mode, rewrite)
+    for original, rewrite in CLEAR_CHANGES:
+        verdict = MeaningConstraint(original, sense_mode=mode).judge(rewrite)
+        assert not verdict["accepted"] and verdict["sense"] == float("-inf"), (mode, rewrite)
+    if mode == "cut":
+        return  # the old rule lets other senses through (WRONG_SENSE)
+    # a lemma of another sense of the word: "quiet" as in unostentatious, "old" as in former
+    for original, rewrite in (("a quiet street at night", "a unostentatious street at night"),
+                              ("a large yellow square at the bottom", "a large old square at the bottom")):
+        assert not MeaningConstraint(original, sense_mode=mode)(rewrite), (mode, rewrite)
+
+
+def test_relation_model_reads_each_changed_word():
+    from dpo_diff.constraints import Change, _fix_compound_tags, best_reading, readings
+    from dpo_diff.spaces.context import tag
+    from dpo_diff.spaces.words import split_words
+
+    ((meadow,),) = readings("a green field with a red barn", "a green meadow with a red barn")
+    assert isinstance(meadow, Change) and not meadow.synonym and meadow.gloss  # "meadow: a field where ..."
+    ((crimson,),) = readings("a large red circle", "a large crimson circle")
+    assert crimson.synonym and crimson.in_use and crimson.sense_cos > 0.99
+    assert readings("a large red circle", "a large red circle") == [[]]  # nothing changed
+    assert readings("a red car", "a red car in snow") is None  # no reading: the cosine decides
+    # a word WordNet cannot judge (NaN) no longer hides a refused one (-inf), in either order
+    nan, inf = float("nan"), float("inf")
+    assert best_reading([[nan, -inf]], float) == best_reading([[-inf, nan]], float) == -inf
+    assert best_reading([[nan, 1.0]], float) != best_reading([[nan, 1.0]], float)  # NaN: the cosine decides
+    assert best_reading([[-inf], [0.5, 2.0]], float) == 0.5  # the best reading's worst word
+    ws = split_words("a sunny beach with palm trees")
+    assert _fix_compound_tags(ws, tag([w.text for w in ws]))[-1] == "n"  # "palm trees": the noun, not the verb
+
+
 def test_candidates_do_not_depend_on_the_hash_seed():
     """NLTK 3.9+ keeps similar-to pointers in a set: which 8 satellites an adjective head offered
     used to change from one process to the next (old -> aged came and went)."""
