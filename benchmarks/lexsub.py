@@ -3,6 +3,14 @@
     python benchmarks/lexsub.py              # trial and test, both rankings, per part of speech
     python benchmarks/lexsub.py --quick      # trial set only (CI)
     python benchmarks/lexsub.py --tune       # choose weights and the cut on TRIAL (never on test)
+    python benchmarks/lexsub.py --cache-dir /tmp/ls07cache               # the same figures; reruns in seconds
+    python benchmarks/lexsub.py --tune --cache-dir /tmp/ls07cache --features 1,2,3,4,6,7,8,9,10,11,12
+                                             # the library's WEIGHTS: fit these features (0, the
+                                             # constant, always), L2 by cross-validated P@1 on trial
+    python benchmarks/lexsub.py --tune-multiword --cache-dir /tmp/ls07cache  # the multi-word cut, on trial
+
+A feature cache belongs to one version of the feature vector: delete it when the features change
+(a stale one is refused).
 
 The data is looked up at ``../shared/data/ls07`` relative to the repository root (override with
 ``--data`` or ``$DPO_DIFF_LS07``); see that folder's README for the format.
