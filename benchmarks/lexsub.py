@@ -3,6 +3,14 @@
     python benchmarks/lexsub.py              # trial and test, both rankings, per part of speech
     python benchmarks/lexsub.py --quick      # trial set only (CI)
     python benchmarks/lexsub.py --tune       # choose weights and the cut on TRIAL (never on test)
+    python benchmarks/lexsub.py --cache-dir /tmp/ls07cache               # the same figures; reruns in seconds
+    python benchmarks/lexsub.py --tune --cache-dir /tmp/ls07cache --features 1,2,3,4,6,7,8,9,10,11,12
+                                             # the library's WEIGHTS: fit these features (0, the
+                                             # constant, always), L2 by cross-validated P@1 on trial
+    python benchmarks/lexsub.py --tune-multiword --cache-dir /tmp/ls07cache  # the multi-word cut, on trial
+
+A feature cache belongs to one version of the feature vector: delete it when the features change
+(a stale one is refused).
 
 The data is looked up at ``../shared/data/ls07`` relative to the repository root (override with
 ``--data`` or ``$DPO_DIFF_LS07``); see that folder's README for the format.
@@ -144,13 +152,14 @@ def from_features(feats: list, cap: int = 8, multiword_cut: float | None = None)
     """The context ranking recomputed from cached features with the library's WEIGHTS and cut."""
     import numpy as np
 
-    from dpo_diff.spaces.context import MULTIWORD_THRESHOLD, SYNONYM_THRESHOLD, WEIGHTS, keep_sense
+    from dpo_diff.spaces.context import MULTIWORD_THRESHOLD, SYNONYM_THRESHOLD, WEIGHTS
 
     w = np.asarray(WEIGHTS)
+    size = next((len(v) for _, f in feats for _, v in f), len(w))
+    if size != len(w):
+        raise SystemExit(f"the cached features have {size} entries, WEIGHTS {len(w)}: a stale cache, delete it")
     rows = []
-    for inst, f in feats:
-        # the library's sense pruning, from the features (place = 1/f5 - 1, rank = exp(f7) - 1)
-        f = [(c, v) for c, v in f if keep_sense(round(1 / v[5] - 1), round(float(np.expm1(v[7]))))]
+    for inst, f in _pruned(feats):  # the library's sense pruning
         if not MULTIWORD["on"]:
             f = [(c, v) for c, v in f if " " not in c]
         ranked = sorted(((float(v @ w), c) for c, v in f), reverse=True)
@@ -212,7 +221,9 @@ def _features(folder: Path, split: str, cache: Path | None, limit: int | None = 
     feats = []
     for inst in load(folder, split, limit):
         f: list = []
-        context(inst, threshold=-1e9, max_candidates=None, features=f)
+        # single words only, whatever MULTIWORD says: the multi-word lemmas are added by
+        # _multiword_features (before, a cache built without --single-words held them twice)
+        context(inst, threshold=-1e9, max_candidates=None, features=f, single_words=True)
         feats.append((inst, [(c.lower(), v) for c, v in f]))
     if cache:
         cache.write_bytes(pickle.dumps(feats))
@@ -290,23 +301,66 @@ def fit_logistic(x, y, l2: float = 1.0, steps: int = 3000, lr: float = 0.5):
     return raw
 
 
-def tune(folder: Path, cache: Path | None = None) -> None:
-    """Fit the weights (logistic regression, candidate written by an annotator or not) and choose
-    the cut, on TRIAL only; prints WEIGHTS and SYNONYM_THRESHOLD to paste into spaces/context.py."""
+def _pruned(feats: list) -> list:
+    """The candidates the library ranks: its sense pruning applied (place = 1/f5 - 1, rank = exp(f7) - 1)."""
     import numpy as np
 
-    feats = _features(folder, "trial", cache)
-    x = np.array([v for _, f in feats for _, v in f])
+    from dpo_diff.spaces.context import keep_sense
+
+    return [(i, [(c, v) for c, v in f if keep_sense(round(1 / v[5] - 1), round(float(np.expm1(v[7]))))]) for i, f in feats]
+
+
+def _fit(feats: list, idx: list[int], l2: float):
+    """Logistic regression on the features ``idx`` (0: the constant); the full-length weight vector."""
+    import numpy as np
+
+    x = np.array([v[idx] for _, f in feats for _, v in f])
     y = np.array([float(c in i["gold"]) for i, f in feats for c, _ in f])
-    print(f"trial: {len(feats)} instances, {len(y)} candidates, {int(y.sum())} written by annotators")
+    w = np.zeros(len(feats[0][1][0][1]) if feats and feats[0][1] else max(idx) + 1)
+    w[idx] = fit_logistic(x, y, l2)
+    return w
+
+
+def cross_validated_p1(feats: list, idx: list[int], l2: float, folds: int = 5) -> float:
+    """P@1 (no cut, no cap) of held-out lemmas, 5 folds of TRIAL by target lemma: chooses L2 and features
+    without judging a fit on the instances it was fitted on."""
+    import random
+
+    keys = sorted({i["lemma"] + "." + i["pos"] for i, _ in feats})
+    random.Random(0).shuffle(keys)
+    fold = {k: n % folds for n, k in enumerate(keys)}
+    hits = 0
+    for k in range(folds):
+        train = [(i, f) for i, f in feats if fold[i["lemma"] + "." + i["pos"]] != k and f]
+        w = _fit(train, idx, l2)
+        for i, f in feats:
+            if fold[i["lemma"] + "." + i["pos"]] == k and f:
+                hits += max(f, key=lambda cv: float(cv[1] @ w))[0] in i["gold"]
+    return hits / len(feats)
+
+
+def tune(folder: Path, cache: Path | None = None, features: list[int] | None = None) -> None:
+    """Fit the weights (logistic regression, candidate written by an annotator or not) and choose
+    the cut, on TRIAL only; prints WEIGHTS and SYNONYM_THRESHOLD to paste into spaces/context.py.
+    The L2 strength is the one with the best cross-validated P@1 on trial (folds by target lemma);
+    ``features`` (indices into the feature vector, 0 the constant) fits a subset, the rest weigh 0."""
+    import numpy as np
+
+    feats = _pruned(_features(folder, "trial", cache))
+    n_features = len(next(v for _, f in feats for _, v in f))
+    idx = sorted({0, *(features if features is not None else range(1, n_features))})
+    y = np.array([float(c in i["gold"]) for i, f in feats for c, _ in f])
+    print(f"trial: {len(feats)} instances, {len(y)} candidates, {int(y.sum())} written by annotators; features {idx}")
+    cv = {}
     for l2 in (0.1, 1.0, 10.0, 100.0):
-        w = fit_logistic(x, y, l2)
-        ranked = [(i, sorted(((float(v @ w), c) for c, v in f), reverse=True)) for i, f in feats]
-        p1 = sum(bool(s) and s[0][1] in i["gold"] for i, s in ranked) / len(ranked)
-        print(f"l2 {l2:>6}: P@1 {p1:.3f}  weights {tuple(round(float(a), 4) for a in w)}")
-    w = fit_logistic(x, y, 1.0)
+        cv[l2] = cross_validated_p1(feats, idx, l2)
+        w = _fit(feats, idx, l2)
+        p1 = sum(bool(f) and max(f, key=lambda c_v: float(c_v[1] @ w))[0] in i["gold"] for i, f in feats) / len(feats)
+        print(f"l2 {l2:>6}: cross-validated P@1 {cv[l2]:.3f}, fitted P@1 {p1:.3f}")
+    l2 = max(cv, key=lambda k: (round(cv[k], 6), -k))
+    w = _fit(feats, idx, l2)
     ranked = [(i, sorted(((float(v @ w), c) for c, v in f), reverse=True)) for i, f in feats]
-    print(f"{'cut':>6} {'cap':>4} {'coverage':>9} {'precision':>9} {'P@1':>6} {'cands':>6}")
+    print(f"l2 {l2} chosen\n{'cut':>6} {'cap':>4} {'coverage':>9} {'precision':>9} {'P@1':>6} {'cands':>6}")
     options = []
     for cut in [x / 10 for x in range(-40, 11, 2)]:
         for cap in (1, 2, 3, 4, 5, 8):
@@ -331,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", action="store_true", help="choose weights and cut on the trial set")
     ap.add_argument("--json", help="write the tables here")
     ap.add_argument("--cache", help="with --tune: keep the trial features in this file")
+    ap.add_argument("--features", help="with --tune: fit only these feature indices (comma-separated; 0, the "
+                    "constant, always); the others weigh 0")
     ap.add_argument("--from-features", help="score a saved feature file (e.g. a subset of test) against the baseline")
     ap.add_argument("--refresh-order-sensitive", action="store_true",
                     help="with --cache-dir: first recompute the cached instances whose candidates depended on "
@@ -345,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"LS07 data not found at {folder} (use --data or $DPO_DIFF_LS07)", file=sys.stderr)
         return 2
     if args.tune:
-        tune(folder, Path(args.cache) if args.cache else None)
+        cache = Path(args.cache) if args.cache else (Path(args.cache_dir) / "trial-all.pkl" if args.cache_dir else None)
+        tune(folder, cache, [int(x) for x in args.features.split(",")] if args.features else None)
         return 0
     if args.tune_multiword:
         cache_dir = Path(args.cache_dir) if args.cache_dir else None

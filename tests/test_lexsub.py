@@ -50,3 +50,16 @@ def test_quick_run_on_trial(capsys, tmp_path):
     assert "LS07 trial" in out and "baseline" in out and "context" in out
     table = json.loads((tmp_path / "t.json").read_text())["trial"]
     assert table["context"]["all"]["n"] == 40 and table["context"]["all"]["coverage"] >= 0.6
+
+
+@pytest.mark.skipif(not (LS07 / "lst_trial.gold").is_file(), reason=f"LS07 data not found at {LS07}")
+def test_feature_caches_hold_each_candidate_once(tmp_path):
+    """The single-word cache holds single words only, the multi-word one adds each multi-word lemma once
+    (a cache built without --single-words used to hold them twice)."""
+    lexsub = _lexsub()
+    lexsub.MULTIWORD["on"] = True
+    feats = lexsub._multiword_features(lexsub.data_dir(None), "trial", tmp_path / "s.pkl", tmp_path / "m.pkl", 12)
+    single = lexsub._features(lexsub.data_dir(None), "trial", tmp_path / "s.pkl", 12)
+    assert all(" " not in c for _, f in single for c, _ in f)
+    assert all(len({c for c, _ in f}) == len(f) for _, f in feats)
+    assert any(" " in c for _, f in feats for c, _ in f)

@@ -115,10 +115,10 @@ def _degree(tag: str | None) -> str:
 @lru_cache(maxsize=4096)
 def _word_scores(original: str, start: int, end: int, pos: str, lemma: str) -> dict[str, tuple[float, str]]:
     """{substitute as written (lower case): (in-context score, its WordNet lemma)}."""
-    from .spaces.context import rank_substitutes
+    from .spaces.context import MEANING_WEIGHTS, rank_substitutes
 
     ranked = rank_substitutes(original, start, end, "synonym", pos=pos, lemma=lemma, threshold=-1e9,
-                              max_candidates=None, wide=True, single_words=False)
+                              max_candidates=None, wide=True, single_words=False, weights=MEANING_WEIGHTS)
     return {s.text.lower(): (s.score, s.lemma.lower()) for s in ranked}
 
 
