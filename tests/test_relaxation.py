@@ -34,7 +34,8 @@ def test_one_hot_mixture_reproduces_the_real_prompt_exactly(model):
     assert not torch.allclose(cond.embeds, real.embeds)
 
 
-EXACT_PROMPT = "a big happy dog and a little sad cat on a wet cold day"  # >= 100 choices in every kind
+# >= 100 choices in every kind; "cute" -> "unattractive" (2 tokens) gives a held antonym slot
+EXACT_PROMPT = "a cute big dog and a little cat on a wet cold dark day or a hot night"
 KINDS = ("synonym", "antonym", "nplib", "antonym+nplib", "synonym+antonym+nplib")
 
 
@@ -47,9 +48,9 @@ def check_exact_for_random_choices(model, prompt: str, n: int = 100, seed: int =
     import math
     import random
 
-    rng = random.Random(seed)
     checked = {}
     for kind in KINDS:
+        rng = random.Random(f"{seed}-{kind}")  # each kind its own draws: one space's change moves no other's
         space = build_space(prompt, kind, token_ids=model.word_token_ids)
         assert not space.is_empty, kind
         base = tokenize_space(space, model)
@@ -118,9 +119,9 @@ def test_presence_gradient_reaches_the_empty_candidates(model):
 
 
 def test_one_hot_negative_prompt_goes_through_the_encoder_exactly(model):
-    space = _space(model, "antonym+nplib")
+    space = build_space("a cute dog on a quiet street", "antonym+nplib", token_ids=model.word_token_ids)
     choice = tuple(1 for _ in space.slots)  # a word in every slot (no empty choice)
-    tspace = tokenize_space(space, model, held=choice)  # multi-token words (uncolored) held as text
+    tspace = tokenize_space(space, model, held=choice)  # multi-token words (unattractive) held as text
     assert not all(tspace.relaxed_slots) and any(tspace.relaxed_slots)
     _, uncond = encode_relaxed(model, tspace, one_hot(space, choice, tspace.mask.shape[1]))
     negative = space.render(choice)[1]

@@ -146,7 +146,7 @@ class _PlantedEstimator:
         return self.problem.distance(torch.cat([cond.embeds, uncond.embeds], dim=1)).mean()
 
 
-def _planted_run(engine, name, seed, evaluations=30):
+def _planted_run(engine, name, seed, evaluations=60):
     model = engine.model
     model.meter = CostMeter()
     space = build_space(PROMPT, "synonym+antonym+nplib", token_ids=model.word_token_ids)
@@ -162,9 +162,11 @@ def _planted_run(engine, name, seed, evaluations=30):
 
 
 def test_solvers_beat_random_search_on_a_planted_optimum(engine):
-    """Same budget (30 evaluations), same planted targets, 4 search seeds: every solver must end
-    closer to the planted optimum than random search does on average. A solver that ignored its
-    fitness (or its gradient) would not."""
+    """Same budget (60 evaluations: EPO's first population of 20 and four generations), same planted
+    targets, 4 search seeds: every solver must end closer to the planted optimum than random search
+    does on average. A solver that ignored its fitness (or its gradient) would not. (At 30
+    evaluations EPO is mostly its random first population, and whether it beats random search
+    turned on the space's shape.)"""
     results = {name: [_planted_run(engine, name, seed) for seed in range(4)] for name in ("random", "epo", "gpo", "hybrid")}
     size = results["random"][0][2]
     assert size > 10_000  # far more choices than evaluations: luck cannot find the target

@@ -405,3 +405,11 @@ def test_token_cache_keeps_the_texts_asked_for_when_full():
     cache(["a red car", "a blue car"])
     out = cache(["a red car", "a green car", "a black car"])
     assert len(out) == 3 and all(v.shape[0] == len(spans) for v, spans in out)
+
+
+def test_a_form_of_another_part_of_speech_is_not_the_same_word():
+    from dpo_diff.constraints import MeaningConstraint
+
+    check = MeaningConstraint("a happy child eating ice cream")
+    assert not check("a happy child eating icing cream")  # "icing" is a form of the verb "ice", not the noun
+    assert check("a happy child eating ice creams")  # the same noun, inflected

@@ -330,7 +330,7 @@ def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, stric
     antonym, a compound's modifier replaced), NaN (WordNet cannot judge), else a :class:`Change`."""
     from lemminflect import getAllLemmas
 
-    from .spaces.context import _pos_options, penn_tag
+    from .spaces.context import WN_TO_UPOS, _pos_options, penn_tag
     from .spaces.wordnet import load_wordnet
 
     o = ow[i]
@@ -341,7 +341,8 @@ def _pair_item(original: str, ow: list, i: int, new: str, pos: str | None, stric
     otag = penn_tag(o.text, lemma, pos)
     low = new.lower()
     new_lemmas = {x for forms in getAllLemmas(low).values() for x in forms} | {low}
-    if lemma in new_lemmas:  # the same word, inflected otherwise
+    if lemma in set(getAllLemmas(low).get(WN_TO_UPOS[pos], ())) | {low}:  # the same word, inflected otherwise
+        # (in the same part of speech: the noun "ice" -> "icing", a form of the verb, is another word)
         rtag = penn_tag(new, lemma, pos)
         return NEG_INF if _degree(otag) != _degree(rtag) else float("inf")
     if _degree(otag) == "" and any(x != low and low.endswith(("er", "est")) for x in getAllLemmas(low).get("ADJ", ())):
