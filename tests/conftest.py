@@ -8,6 +8,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from diffusers.utils import logging as _diffusers_logging  # noqa: E402
+from transformers.utils import logging as _transformers_logging  # noqa: E402
+
+# The libraries give their loggers a handler on the sys.stderr of the moment they first log. Made
+# here, it writes to the session's stream; made inside a test that captures output (capsys), it
+# would write to that test's stream, closed after it, and every later warning would print a
+# "Logging error" traceback into whatever output a later test reads.
+_diffusers_logging.get_logger("diffusers")
+_transformers_logging.get_logger("transformers")
 
 PROMPT = "a red car parked on a quiet street"
 
