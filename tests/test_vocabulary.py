@@ -101,3 +101,13 @@ def test_user_file_synonyms_pass_the_same_meaning_check_and_vocabulary(tmp_path)
     assert "crimson" in cands
     only = build_space(prompt, "synonym", source=str(path), vocabulary=frozenset({"meadow", "zebra"}))
     assert {c for s in only.slots for c in s.candidates[1:]} == {"meadow", "zebra"}
+
+
+def test_a_space_emptied_by_the_filters_says_what_was_left_out():
+    if "world" not in bundled_models():
+        pytest.skip("the bundled world is not installed")
+    import dpo_diff
+
+    result = dpo_diff.attack("a green square at the top", model="world", budget=200, eval_seeds=0)
+    assert result.space.is_empty and result.best.prompt == "a green square at the top"
+    assert "candidates were left out" in result.message and "'dropped'" in result.message

@@ -173,8 +173,10 @@ def _search(problem: Problem, search, accept_initial, space_kind: str, source: s
         if accept_initial is not None and not accept_initial(problem.evaluated[initial]):
             return True, False, f"filtered out: the initial loss {problem.evaluated[initial]:.4f} does not pass the filter"
         if space.is_empty:
+            left_out = (f"; {len(space.dropped)} candidates were left out, each with its reason in the space's "
+                        "'dropped'") if space.dropped else ""
             return False, False, (f"no word of the prompt has substitutes in the '{space_kind}' space "
-                                  f"(source: {source}); the prompt is returned unchanged")
+                                  f"(source: {source}{left_out}); the prompt is returned unchanged")
         search.run(problem)
         if problem.space_exhausted:
             return False, False, f"the whole space ({space.size} choices) was evaluated or refused by the constraint"
