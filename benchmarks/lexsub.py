@@ -9,8 +9,9 @@
                                              # constant, always), L2 by cross-validated P@1 on trial
     python benchmarks/lexsub.py --tune-multiword --cache-dir /tmp/ls07cache  # the multi-word cut, on trial
 
-A feature cache belongs to one version of the feature vector: delete it when the features change
-(a stale one is refused).
+A feature cache belongs to one version of the feature vector and of WordNet's candidates: delete it
+when either changes (a cache with another number of features is refused; one with other candidates
+is not noticed).
 
 The data is looked up at ``../shared/data/ls07`` relative to the repository root (override with
 ``--data`` or ``$DPO_DIFF_LS07``); see that folder's README for the format.

@@ -239,6 +239,26 @@ def test_antonyms_of_the_sense_in_use():
     assert {"light", "bright"} & set(antonyms("a dark room", "dark")[:3])
 
 
+def test_an_adjective_heads_satellites_are_its_most_used_ones():
+    """A head adjective offers the lemmas of its most used similar-to satellites. It used to take the
+    first 8 by name (ample, astronomic, bear-sized ...), so "large" never offered huge or vast."""
+    from dpo_diff.spaces.context import frequent_satellites, rank_substitutes
+    from dpo_diff.spaces.wordnet import load_wordnet, similar_tos
+
+    large = load_wordnet().synset("large.a.01")
+    chosen = frequent_satellites(large)
+
+    def used(s):
+        return max(l.count() for l in s.lemmas())
+
+    assert len(chosen) == 8 and [used(s) for s in chosen] == sorted((used(s) for s in chosen), reverse=True)
+    assert max(used(s) for s in similar_tos(large) if s not in chosen) <= min(used(s) for s in chosen)
+    prompt = "a tiny cat on a large sofa"
+    start = prompt.index("large")
+    offered = {c.text for c in rank_substitutes(prompt, start, start + 5, max_candidates=None)}
+    assert {"huge", "enormous", "vast"} <= offered and "astronomic" not in offered
+
+
 def test_candidates_are_scored_ranked_and_capped_after_filtering():
     space = build_space("a tiny cat sleeping in a dark room", "synonym+antonym", token_ids=token_ids, max_candidates=2)
     assert space.slots

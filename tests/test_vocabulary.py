@@ -59,6 +59,15 @@ def test_space_keeps_only_known_words_and_lists_the_rest():
         assert parse_prompt(space.render(choice)[0]) == scene
 
 
+def test_world_space_offers_the_worlds_rare_synonyms():
+    """The rare synonyms the world learned badly on purpose are what a valid attack should find."""
+    words = frozenset(caption_words())
+    prompt = "a large pink triangle on the right"
+    space = build_space(prompt, "synonym", vocabulary=words, meaning=MeaningConstraint(prompt))
+    large = next(s for s in space.slots if s.label == "large")
+    assert {"big", "vast", "great"} <= set(large.candidates)
+
+
 def test_meaning_check_filters_candidates_before_the_cap():
     check = MeaningConstraint(PROMPT)
     free = build_space(PROMPT, "synonym", max_candidates=None)

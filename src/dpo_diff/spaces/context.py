@@ -366,6 +366,18 @@ def _category(head) -> bool:
     return len(similar_tos(head)) > CATEGORY_SATELLITES
 
 
+def frequent_satellites(head, limit: int = 8) -> list:
+    """The ``limit`` similar-to satellites of an adjective head whose lemmas WordNet's tagged corpus
+    uses most (a head's own synonyms: "large" -> huge, vast, great; the names' order breaks ties).
+
+    A head offers the two most used lemmas of each. The first 8 satellites by name were taken
+    before (large -> ample, astronomic, bear-sized ...): LS07 test was unchanged (P@1 0.335 both),
+    but the bundled world's rare synonyms vast and great only come this way.
+    """
+    sats = similar_tos(head)
+    return sorted(sats, key=lambda s: -max(l.count() for l in s.lemmas()))[:limit]
+
+
 @lru_cache(maxsize=20_000)
 def _sense_inventory(lemma: str, pos: str, relation: str, wide: bool = False):
     """[(synset, [(candidate lemma, relation weight, frequency)])] for the lemma's senses."""
@@ -385,8 +397,9 @@ def _sense_inventory(lemma: str, pos: str, relation: str, wide: bool = False):
                     if not _category(head):
                         cands.extend((l.name(), 0.0, l.count()) for l in head.lemmas())
             elif synset.pos() == "a":
-                for sat in similar_tos(synset) if wide else similar_tos(synset)[:8]:
-                    cands.extend((l.name(), 0.0, l.count()) for l in (sat.lemmas() if wide else sat.lemmas()[:2]))
+                for sat in similar_tos(synset) if wide else frequent_satellites(synset):
+                    lemmas = sat.lemmas() if wide else sorted(sat.lemmas(), key=lambda l: -l.count())[:2]
+                    cands.extend((l.name(), 0.0, l.count()) for l in lemmas)
         else:
             heads = [synset] + ([h for h in similar_tos(synset) if not _category(h)] if synset.pos() == "s" else [])
             for s in heads:
