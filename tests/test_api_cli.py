@@ -84,6 +84,7 @@ def test_long_prompt_is_truncated_with_a_warning(tmp_path):
     result = run_cli("attack", prompt, *FAST, "--out", str(tmp_path / "long"))
     assert result.exit_code == 0, result.output
     assert "cut" in result.output and "warning" in result.output
+    assert result.output.count("the text encoder reads") == 1  # said once, not again by the gradient phase
 
 
 def test_ctrl_c_keeps_what_was_found(engine, tmp_path, monkeypatch):

@@ -60,8 +60,9 @@ class TokenizedSpace:
         """(S,) True for slots with an empty candidate (their presence varies)."""
         return self.empty.any(dim=-1)
 
-    def layout(self, present: tuple[bool, ...], negative: bool) -> Layout:
-        """(ids, positions, slots) of the positive or negative prompt when ``present`` slots say something."""
+    def layout(self, present: tuple[bool, ...], negative: bool, warn: bool = True) -> Layout:
+        """(ids, positions, slots) of the positive or negative prompt when ``present`` slots say something;
+        the first call with every slot present warns (``warn``) when the text encoder cuts the prompt."""
         key = (negative, present)
         if key not in self._cache:
             pieces = self.neg_pieces if negative else self.pos_pieces
@@ -87,7 +88,7 @@ class TokenizedSpace:
                 else:
                     ids.extend(piece)
             what = "the negative prompt" if negative else "the prompt"
-            self._cache[key] = _pad(self.model, ids, positions, slots, what, warn=all(present))
+            self._cache[key] = _pad(self.model, ids, positions, slots, what, warn=warn and all(present))
         return self._cache[key]
 
     @property
@@ -131,8 +132,13 @@ def representable(model: StableDiffusionModel, word: str) -> bool:
     return not word.strip() or len(model.word_token_ids(word)) == 1
 
 
-def tokenize_space(space: SearchSpace, model: StableDiffusionModel, held: Choice | None = None) -> TokenizedSpace:
+def tokenize_space(
+    space: SearchSpace, model: StableDiffusionModel, held: Choice | None = None, warn: bool = True
+) -> TokenizedSpace:
     """Lay ``space`` out on ``model``'s tokenizer.
+
+    A prompt (or negative prompt) longer than the text encoder reads is cut, with a warning; ``warn``
+    False leaves the positive prompt's to the caller (a run warns once when it begins).
 
     Slots are relaxed over their single-token (and empty) candidates when ``held`` (default: the
     initial choice) is one of them and another is too; other slots are held at ``held`` as text
@@ -196,7 +202,7 @@ def tokenize_space(space: SearchSpace, model: StableDiffusionModel, held: Choice
     tspace = TokenizedSpace(space, model, cand.to(dev), mask.to(dev), empty.to(dev), pos_pieces, neg_pieces,
                             space_mask=space_mask.to(dev), held=held, relaxed_slots=relaxed)
     full = tspace._all_present
-    tspace.layout(full, False)  # warn once here if the prompt is cut
+    tspace.layout(full, False, warn)  # warn once here if the prompt is cut
     if tspace.has_negative:
         tspace.layout(full, True)
     return tspace

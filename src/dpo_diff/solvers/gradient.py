@@ -70,7 +70,7 @@ class GradientSolver:
     def learn(self, problem: Problem) -> RelaxedChoice:
         """The gradient phase: the learned distribution over the space."""
         model = problem.model
-        tspace = tokenize_space(problem.space, model)
+        tspace = tokenize_space(problem.space, model, warn=False)  # a cut prompt was warned of when the run began
         if hasattr(model, "second_vocabulary"):  # SD3 / FLUX: record the slots T5 reads as text, not as a mixture
             from ..relaxation.t5 import t5_coverage
 
